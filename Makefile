@@ -1,0 +1,36 @@
+# dscall: the README's two commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install test lint demo bench soak audit clean samples
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "dscall needs Python 3.10+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,fast]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check dscall tests bench scripts
+	$(BIN)/ruff format --check dscall tests bench scripts
+	$(BIN)/mypy --strict dscall
+
+test: lint
+	$(BIN)/pytest
+
+demo: install
+	$(BIN)/dscall process samples/ --out results.parquet --mock
+
+bench: install
+	$(BIN)/python -m bench
+
+samples: install
+	$(BIN)/python scripts/make_samples.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage .coverage.* bench/results.json

@@ -1,0 +1,3 @@
+from dscall.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Calling the model: HTTP backend, retry policy, limits, circuit breaker, cache."""

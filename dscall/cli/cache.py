@@ -1,0 +1,1 @@
+"""`dscall cache` (pending)."""

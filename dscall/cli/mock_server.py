@@ -1,0 +1,1 @@
+"""`dscall mock-server` (pending)."""

@@ -1,0 +1,163 @@
+"""Named defaults and the settings dataclasses of a run.
+
+Every default lives here and nowhere else. Settings are plain frozen dataclasses so that they
+pickle into extraction worker processes and serialise into the Parquet metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+# --- documents -----------------------------------------------------------------------------
+SUPPORTED_SUFFIXES: dict[str, str] = {".pdf": "pdf", ".docx": "docx", ".txt": "txt", ".md": "md"}
+DEFAULT_EXTRACT_TIMEOUT_S = 120.0
+# Address-space cap for one extraction worker; a pathological file fails instead of eating RAM.
+DEFAULT_EXTRACT_MEMORY_MB = 2048
+# Text files below this size are read and chunked on the event loop's thread: sending them to
+# a worker process would cost more than the work itself.
+INLINE_TEXT_MAX_BYTES = 256 * 1024
+
+# --- chunking ------------------------------------------------------------------------------
+DEFAULT_CHUNK_TOKENS = 2000
+DEFAULT_OVERLAP_TOKENS = 200
+# DeepSeek's documented rule of thumb: ~0.3 token per Latin character, ~0.6 per CJK character.
+LATIN_TOKENS_PER_CHAR = 0.3
+CJK_TOKENS_PER_CHAR = 0.6
+# The rule of thumb undercounts some CJK text by up to a third: estimates are scaled by this.
+ESTIMATE_SAFETY_MARGIN = 1.35
+
+TokenizerChoice = Literal["auto", "exact", "estimate"]
+PdfBackendChoice = Literal["auto", "pdfium", "pypdf"]
+
+# --- calls ---------------------------------------------------------------------------------
+API_KEY_ENV = "DEEPSEEK_API_KEY"
+DEFAULT_BASE_URL = "https://api.deepseek.com"
+DEFAULT_MODEL = "deepseek-flash"
+DEFAULT_SYSTEM_PROMPT = "You are a careful assistant that summarises documents faithfully."
+# The default task. It names no path or index, so identical text in two files is one request
+# (single flight and the cache see them as the same), and it ends with the chunk text so the
+# system prompt and instruction form a byte-identical prefix for DeepSeek's prefix cache.
+DEFAULT_PROMPT_TEMPLATE = (
+    "Summarise the following excerpt in a few sentences. Keep names, figures and dates exact. "
+    "Answer in the language of the excerpt.\n\n{text}"
+)
+DEFAULT_MAX_TOKENS = 1024
+DEFAULT_CONCURRENCY = 32
+DEFAULT_MAX_CONCURRENCY = 256
+DEFAULT_MAX_RETRIES = 6
+DEFAULT_ATTEMPT_TIMEOUT_S = 15 * 60.0
+# With --stream: an attempt that receives nothing (not even a keep-alive) for this long is dead.
+DEFAULT_STREAM_IDLE_TIMEOUT_S = 120.0
+DEFAULT_CONNECT_TIMEOUT_S = 30.0
+DEFAULT_MAX_OUTAGE_S = 600.0
+RETRY_AFTER_CAP_S = 120.0
+BACKOFF_BASE_S = 0.5
+BACKOFF_MAX_S = 30.0
+# Circuit breaker: opens after this many consecutive failures, or when the failure rate over
+# the last BREAKER_WINDOW outcomes passes BREAKER_FAILURE_RATE (with at least
+# BREAKER_MIN_CALLS seen); it probes again after BREAKER_COOLDOWN_S.
+BREAKER_CONSECUTIVE_FAILURES = 20
+BREAKER_WINDOW = 50
+BREAKER_MIN_CALLS = 20
+BREAKER_FAILURE_RATE = 0.9
+BREAKER_COOLDOWN_S = 5.0
+BREAKER_MAX_COOLDOWN_S = 60.0
+# AIMD concurrency control.
+AIMD_DECREASE_FACTOR = 0.7
+AIMD_MIN_CONCURRENCY = 1
+
+# --- cache, output, audit --------------------------------------------------------------------
+DEFAULT_NAMESPACE = "default"
+PARQUET_ROW_GROUP_ROWS = 8192
+# Rows finished out of order are held until earlier ones finish; dispatch pauses when the
+# oldest unfinished row is this far behind the newest dispatched one, so memory stays bounded.
+REORDER_WINDOW_MIN = 4096
+PROGRESS_PLAIN_INTERVAL_S = 5.0
+PROGRESS_REFRESH_PER_S = 4.0
+AUDIT_FLUSH_INTERVAL_S = 1.0
+DEFAULT_MOCK_KEY = "sk-mock-dscall-demo"
+
+
+def default_cache_dir() -> Path:
+    """The user cache folder: ``$XDG_CACHE_HOME/dscall`` or ``~/.cache/dscall``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dscall"
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoverySettings:
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    include_hidden: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractSettings:
+    timeout_s: float = DEFAULT_EXTRACT_TIMEOUT_S
+    memory_mb: int = DEFAULT_EXTRACT_MEMORY_MB
+    pdf_backend: PdfBackendChoice = "auto"
+    docx_headers_footers: bool = False
+    workers: int = 0  # 0 = number of CPUs
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSettings:
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS
+    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS
+    tokenizer: TokenizerChoice = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class PromptSettings:
+    model: str = DEFAULT_MODEL
+    system: str = DEFAULT_SYSTEM_PROMPT
+    template: str = DEFAULT_PROMPT_TEMPLATE
+    max_tokens: int | None = DEFAULT_MAX_TOKENS
+    temperature: float | None = None
+    json_mode: bool = False
+    thinking: bool = False
+    stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    base_url: str = DEFAULT_BASE_URL
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    max_retries: int = DEFAULT_MAX_RETRIES
+    attempt_timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S
+    stream_idle_timeout_s: float = DEFAULT_STREAM_IDLE_TIMEOUT_S
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    rpm: int | None = None
+    tpm: int | None = None
+    max_outage_s: float = DEFAULT_MAX_OUTAGE_S
+    allow_insecure_http: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    directory: Path = field(default_factory=default_cache_dir)
+    namespace: str = DEFAULT_NAMESPACE
+    enabled: bool = True
+    refresh: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSettings:
+    out: Path = Path("results.parquet")
+    documents_out: Path | None = None
+    include_text: bool = True
+    audit_log: Path | None = None
+    summary_json: Path | None = None
+
+
+def settings_metadata(*parts: Any) -> dict[str, Any]:
+    """Flatten settings dataclasses into one JSON-able dict (for Parquet metadata)."""
+    merged: dict[str, Any] = {}
+    for part in parts:
+        for key, value in asdict(part).items():
+            merged[key] = str(value) if isinstance(value, Path) else value
+    return merged

@@ -1,0 +1,1 @@
+"""Files -> Documents: discovery, per-format extraction, and the extraction worker pool."""

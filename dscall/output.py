@@ -1,0 +1,201 @@
+"""Parquet output: schemas and an incremental writer that only ever renames a finished file
+into place.
+
+Rows are buffered column by column and written in row groups, so memory is bounded by one row
+group whatever the number of rows. The file is written to a temporary name beside the target
+and renamed over it by ``close()``; a crash or ``abort()`` leaves the previous file (or
+nothing) at the output path, never half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dscall.config import PARQUET_ROW_GROUP_ROWS
+from dscall.errors import UsageError
+
+_DOCUMENT_FIELDS: list[pa.Field] = [
+    pa.field("doc_path", pa.string()),
+    pa.field("doc_id", pa.string()),
+    pa.field("doc_type", pa.string()),
+]
+_CHUNK_FIELDS: list[pa.Field] = [
+    pa.field("chunk_index", pa.int32()),
+    pa.field("chunk_count", pa.int32()),
+    pa.field("page_start", pa.int32()),
+    pa.field("page_end", pa.int32()),
+    pa.field("char_start", pa.int64()),
+    pa.field("char_end", pa.int64()),
+    pa.field("chunk_tokens", pa.int32()),
+]
+_TEXT_FIELD = pa.field("chunk_text", pa.string())
+_STATUS_FIELDS: list[pa.Field] = [
+    pa.field("status", pa.string()),
+    pa.field("error_type", pa.string()),
+    pa.field("error_message", pa.string()),
+]
+_CALL_FIELDS: list[pa.Field] = [
+    pa.field("request_hash", pa.string()),
+    pa.field("model", pa.string()),
+    pa.field("response_model", pa.string()),
+    pa.field("output", pa.string()),
+    pa.field("finish_reason", pa.string()),
+]
+_ACCOUNTING_FIELDS: list[pa.Field] = [
+    pa.field("attempts", pa.int32()),
+    pa.field("cached", pa.bool_()),
+    pa.field("latency_ms", pa.float64()),
+    pa.field("prompt_tokens", pa.int64()),
+    pa.field("completion_tokens", pa.int64()),
+    pa.field("cache_hit_tokens", pa.int64()),
+    pa.field("cache_miss_tokens", pa.int64()),
+    pa.field("cost_usd", pa.float64()),
+    pa.field("started_at", pa.timestamp("ms", tz="UTC")),
+    pa.field("finished_at", pa.timestamp("ms", tz="UTC")),
+]
+
+
+def chunks_schema(include_text: bool = True) -> pa.Schema:
+    """Schema of ``dscall chunks``: the columns that exist before any call."""
+    fields = _DOCUMENT_FIELDS + _CHUNK_FIELDS + ([_TEXT_FIELD] if include_text else [])
+    return pa.schema(fields + _STATUS_FIELDS)
+
+
+def results_schema(include_text: bool = True) -> pa.Schema:
+    """Schema of ``dscall process --out``: one row per chunk (SPEC §6)."""
+    fields = [pa.field("run_id", pa.string())] + _DOCUMENT_FIELDS + _CHUNK_FIELDS
+    if include_text:
+        fields.append(_TEXT_FIELD)
+    fields += _CALL_FIELDS
+    return pa.schema(fields + _STATUS_FIELDS + _ACCOUNTING_FIELDS)
+
+
+def documents_schema() -> pa.Schema:
+    """Schema of ``--documents-out``: one row per document, outputs merged in chunk order."""
+    return pa.schema(
+        [pa.field("run_id", pa.string())]
+        + _DOCUMENT_FIELDS
+        + [
+            pa.field("page_count", pa.int32()),
+            pa.field("no_text_pages", pa.list_(pa.int32())),
+            pa.field("chunk_count", pa.int32()),
+            pa.field("chunks_ok", pa.int32()),
+            pa.field("chunks_failed", pa.int32()),
+            pa.field("output", pa.string()),
+        ]
+        + _STATUS_FIELDS
+        + [
+            pa.field("prompt_tokens", pa.int64()),
+            pa.field("completion_tokens", pa.int64()),
+            pa.field("cache_hit_tokens", pa.int64()),
+            pa.field("cache_miss_tokens", pa.int64()),
+            pa.field("cost_usd", pa.float64()),
+        ]
+    )
+
+
+def temp_path_for(target: Path) -> Path:
+    """The temporary name a file is written under before it is renamed to ``target``."""
+    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+
+class ParquetRowWriter:
+    """Append rows (mappings keyed by column name); ``close()`` publishes the file atomically.
+
+    Missing keys are written as nulls. Use as a context manager: an exception aborts the write
+    and leaves the output path untouched.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        schema: pa.Schema,
+        metadata: Mapping[str, Any] | None = None,
+        row_group_rows: int = PARQUET_ROW_GROUP_ROWS,
+    ) -> None:
+        self.path = path
+        self.rows_written = 0
+        self._row_group_rows = row_group_rows
+        self._names: list[str] = list(schema.names)
+        self._columns: dict[str, list[Any]] = {name: [] for name in self._names}
+        self._buffered = 0
+        encoded = {key: json.dumps(value, default=str) for key, value in (metadata or {}).items()}
+        self._schema = schema.with_metadata({"dscall": json.dumps(encoded)} if encoded else {})
+        self._temp = temp_path_for(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
+                str(self._temp), self._schema, compression="zstd"
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise UsageError(f"cannot write {path}: {exc}") from exc
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        for name in self._names:
+            self._columns[name].append(row.get(name))
+        self._buffered += 1
+        if self._buffered >= self._row_group_rows:
+            self.flush()
+
+    def write_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.write(row)
+
+    def flush(self) -> None:
+        """Write the buffered rows as one row group (to the temporary file)."""
+        if not self._buffered or self._writer is None:
+            return
+        table = pa.Table.from_pydict(self._columns, schema=self._schema)
+        self._writer.write_table(table)
+        self.rows_written += self._buffered
+        self._columns = {name: [] for name in self._names}
+        self._buffered = 0
+
+    def close(self) -> None:
+        """Flush, fsync and rename the temporary file over the output path."""
+        if self._writer is None:
+            return
+        self.flush()
+        self._writer.close()
+        self._writer = None
+        with open(self._temp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self._temp, self.path)
+
+    def abort(self) -> None:
+        """Drop the temporary file; the output path keeps whatever it held before."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._temp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ParquetRowWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The settings dscall stored in a file's key-value metadata, decoded."""
+    raw = pq.read_schema(str(path)).metadata or {}
+    blob = raw.get(b"dscall")
+    if blob is None:
+        return {}
+    return {key: json.loads(value) for key, value in json.loads(blob).items()}

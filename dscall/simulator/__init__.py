@@ -1,0 +1,1 @@
+"""A DeepSeek-compatible HTTP server with fault injection, for demos, tests and benchmarks."""

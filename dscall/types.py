@@ -1,0 +1,129 @@
+"""The values that flow between stages: files -> documents -> chunks -> calls -> rows.
+
+Plain slotted dataclasses: cheap to build by the hundred thousand, picklable into worker
+processes, and free of any library type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+DocType = Literal["pdf", "docx", "txt", "md"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A file discovery found and dscall will read."""
+
+    path: Path  # the path to open (as given or found under a folder argument)
+    rel_path: str  # POSIX path relative to the argument it was found under: the doc_path
+    doc_type: DocType
+    size: int  # bytes, from the stat discovery already made
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A path discovery passed over, with a one-line reason (unsupported, unreadable, loop)."""
+
+    path: str
+    reason: str
+    kind: Literal["unsupported", "unreadable", "loop", "missing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """The text of one file. Pages are joined with a single newline.
+
+    ``page_starts[i]`` is the character offset in ``text`` where page ``i + 1`` begins; it is
+    ``None`` for formats without pages (DOCX, text).
+    """
+
+    source: SourceFile
+    doc_id: str  # sha256 hex of the file's bytes
+    text: str
+    page_starts: tuple[int, ...] | None
+    no_text_pages: tuple[int, ...] = ()  # 1-based numbers of pages with no text layer
+    warnings: tuple[str, ...] = ()  # per-page problems that did not fail the document
+
+    @property
+    def page_count(self) -> int:
+        return len(self.page_starts) if self.page_starts is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One piece of a document's text, with where it came from."""
+
+    index: int  # 0-based position in the document
+    count: int  # number of chunks in the document
+    text: str
+    char_start: int  # offset of text[0] in Document.text
+    char_end: int  # offset one past the last character
+    page_start: int | None  # 1-based, None for formats without pages
+    page_end: int | None
+    tokens: int  # counted (exact tokenizer) or estimated (rule of thumb with margin)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkedDocument:
+    """What extraction and chunking hand on for one file that read successfully."""
+
+    source: SourceFile
+    doc_id: str
+    page_count: int
+    char_count: int
+    no_text_pages: tuple[int, ...]
+    warnings: tuple[str, ...]
+    chunks: tuple[Chunk, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FailedDocument:
+    """A file that could not be read; it becomes one error row, and the run goes on."""
+
+    source: SourceFile
+    doc_id: str | None  # None when the bytes could not even be read
+    error_type: str  # the DocumentError subclass name
+    message: str  # one line, no traceback
+
+
+ExtractOutcome = ChunkedDocument | FailedDocument
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_hit_tokens: int = 0
+    cache_miss_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    """One chat-completions request, ready to send.
+
+    ``body`` is the canonical JSON (sorted keys, compact separators), so that ``request_hash``
+    (sha256 of namespace + body) is the cache key, the single-flight key and the audit log's
+    input hash all at once.
+    """
+
+    body: bytes
+    request_hash: str
+    model: str
+    estimated_prompt_tokens: int
+    max_tokens: int | None
+    stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallResponse:
+    """A successful answer, parsed."""
+
+    output: str
+    finish_reason: str
+    response_model: str
+    usage: Usage
+    reasoning: str | None = None
+    status: int = 200
