@@ -1,0 +1,199 @@
+"""Circuit breaker for one endpoint: stop sending while it is down, probe, resume.
+
+    closed ──(N consecutive failures, or failure rate over the window)──> open
+    open ──(cooldown passed; one caller becomes the probe)──> half_open
+    half_open ──probe ok──> closed (waiters released)
+    half_open ──probe failed──> open, cooldown doubled (capped)
+    not closed for longer than max_outage ──> every before_call() raises EndpointDown
+
+Only failures that say "the endpoint is unhealthy" are recorded (transport errors, timeouts,
+5xx, empty or malformed bodies); the caller decides which. A 429 is a limits matter, not a
+breaker one. Any success closes the breaker: whoever got an answer proved the endpoint works.
+
+The probe is the asyncio task that was let through, so no token has to travel through the
+caller: outcomes recorded from other tasks (requests sent before the breaker opened) never
+pass for the probe's. Closed is the common state and costs a few attribute reads per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from dscall.config import (
+    BREAKER_CONSECUTIVE_FAILURES,
+    BREAKER_COOLDOWN_S,
+    BREAKER_FAILURE_RATE,
+    BREAKER_MAX_COOLDOWN_S,
+    BREAKER_MIN_CALLS,
+    BREAKER_WINDOW,
+    DEFAULT_MAX_OUTAGE_S,
+)
+from dscall.errors import EndpointDown
+
+State = Literal["closed", "open", "half_open"]
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        consecutive_failures: int = BREAKER_CONSECUTIVE_FAILURES,
+        window: int = BREAKER_WINDOW,
+        min_calls: int = BREAKER_MIN_CALLS,
+        failure_rate: float = BREAKER_FAILURE_RATE,
+        cooldown: float = BREAKER_COOLDOWN_S,
+        max_cooldown: float = BREAKER_MAX_COOLDOWN_S,
+        max_outage: float = DEFAULT_MAX_OUTAGE_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._threshold = consecutive_failures
+        self._min_calls = min(min_calls, window)
+        self._failure_rate = failure_rate
+        self._base_cooldown = cooldown
+        self._max_cooldown = max_cooldown
+        self._max_outage = max_outage
+        self._state: State = "closed"
+        self._consecutive = 0
+        # Ring of the last `window` outcomes (1 = failure), with a running sum: O(1) per call.
+        self._ring = bytearray(window)
+        self._pos = 0
+        self._seen = 0
+        self._failures = 0
+        self._open_since: float | None = None
+        self._retry_at = 0.0
+        self._cooldown = cooldown
+        self._probe: asyncio.Task[object] | None = None
+        self._changed: asyncio.Future[None] | None = None
+        self._last_kind = "unknown"
+        self._down: str | None = None  # the EndpointDown message, once given up
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def open_since(self) -> float | None:
+        """Clock time at which the current outage began (None while closed)."""
+        return self._open_since
+
+    @property
+    def last_failure_kind(self) -> str:
+        return self._last_kind
+
+    async def before_call(self) -> None:
+        """Return when a request may be sent; wait while the endpoint is down.
+
+        Raises ``EndpointDown`` once the breaker has not been closed for ``max_outage``.
+        """
+        if self._state != "closed":
+            await self._admit()
+
+    async def _admit(self) -> None:
+        task = asyncio.current_task()
+        while self._state != "closed":
+            now = self._clock()
+            self._check_outage(now)
+            if self._probe is not None and self._probe is task:
+                return  # the probe retrying (after a 429, say) stays the probe
+            if self._state == "open" and now >= self._retry_at:
+                self._state = "half_open"
+                self._probe = task
+                if task is not None:
+                    task.add_done_callback(self._probe_gone)
+                return
+            await self._wait(now)
+
+    def record_success(self) -> None:
+        if self._state == "closed":
+            self._consecutive = 0
+            self._push(0)
+            return
+        self._close()
+
+    def record_failure(self, kind: str) -> None:
+        self._last_kind = kind
+        if self._state == "closed":
+            self._consecutive += 1
+            self._push(1)
+            if self._consecutive >= self._threshold or (
+                self._seen >= self._min_calls and self._failures >= self._failure_rate * self._seen
+            ):
+                self._open(self._clock(), self._base_cooldown)
+        elif self._state == "half_open" and self._probe is asyncio.current_task():
+            self._open(self._clock(), min(self._cooldown * 2, self._max_cooldown))
+        # Other failures while open come from requests sent before it opened: already counted.
+
+    def _push(self, failed: int) -> None:
+        ring = self._ring
+        pos = self._pos
+        self._failures += failed - ring[pos]
+        ring[pos] = failed
+        self._pos = pos + 1 if pos + 1 < len(ring) else 0
+        if self._seen < len(ring):
+            self._seen += 1
+
+    def _open(self, now: float, cooldown: float) -> None:
+        self._state = "open"
+        self._probe = None
+        if self._open_since is None:
+            self._open_since = now
+        self._cooldown = cooldown
+        self._retry_at = now + cooldown
+        self._notify()
+
+    def _close(self) -> None:
+        self._state = "closed"
+        self._probe = None
+        self._open_since = None
+        self._down = None
+        self._cooldown = self._base_cooldown
+        self._consecutive = 0
+        self._failures = self._seen = self._pos = 0
+        self._ring[:] = bytes(len(self._ring))
+        self._notify()
+
+    def _probe_gone(self, task: asyncio.Task[object]) -> None:
+        # The probe's task ended without an outcome (cancelled, or stopped by a 401): let
+        # another caller probe at once, with no cooldown penalty.
+        if self._probe is task and self._state == "half_open":
+            self._state = "open"
+            self._probe = None
+            self._notify()
+
+    def _notify(self) -> None:
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+        self._changed = None
+
+    def _check_outage(self, now: float) -> None:
+        # A fresh exception per caller: one instance raised in many tasks would collect all
+        # their tracebacks.
+        if self._down is not None:
+            raise EndpointDown(self._down)
+        if self._open_since is not None and now - self._open_since >= self._max_outage:
+            self._down = (
+                f"the endpoint has been failing for {now - self._open_since:.0f} s "
+                f"(last error: {self._last_kind}); giving up after --max-outage "
+                f"{self._max_outage:.0f} s"
+            )
+            self._notify()
+            raise EndpointDown(self._down)
+
+    async def _wait(self, now: float) -> None:
+        """Sleep until the cooldown ends, the outage deadline passes or the state changes."""
+        assert self._open_since is not None
+        deadline = self._open_since + self._max_outage
+        if self._state == "open":
+            deadline = min(deadline, self._retry_at)
+        if self._changed is None:
+            self._changed = asyncio.get_running_loop().create_future()
+        changed = self._changed
+        timer = asyncio.ensure_future(self._sleep(max(0.0, deadline - now)))
+        try:
+            await asyncio.wait((changed, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()

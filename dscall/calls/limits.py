@@ -1,0 +1,280 @@
+"""How many requests may be on the wire, and how fast they may start.
+
+``AdaptiveConcurrency`` is an AIMD slot limiter, TCP congestion control applied to an HTTP
+endpoint: +1 slot per round trip of successes, x AIMD_DECREASE_FACTOR on a throttle signal
+(429/503), at most one cut per "round trip" so a burst of 429s from one overload counts once.
+``TokenBucket`` enforces ``--rpm`` and ``--tpm``. ``CallLimits`` puts them together for the
+caller.
+
+Both read a clock (the event loop's by default, like aiolimiter) and the bucket sleeps through
+an injectable ``sleep``, so tests drive time instead of waiting for it. Everything is O(1)
+per request and allocation-free on the fast path: the engine spends a few hundred
+microseconds of CPU per request in total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from dscall.config import (
+    AIMD_CUT_INTERVAL_S,
+    AIMD_DECREASE_FACTOR,
+    AIMD_MIN_CONCURRENCY,
+    DEFAULT_MAX_CONCURRENCY,
+    RATE_LIMIT_RECHECK_S,
+)
+from dscall.errors import UsageError
+
+Outcome = Literal["ok", "throttled", "error"]
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+class AdaptiveConcurrency:
+    """A FIFO slot limiter whose limit moves between ``minimum`` and ``maximum`` (AIMD).
+
+    A freed slot is handed straight to the oldest waiter (no barging), so a request never
+    waits behind one that arrived later. When the limit drops below ``in_flight``, nobody new
+    starts until enough requests finish.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_cut_at",
+        "_drain",
+        "_in_flight",
+        "_limit",
+        "_saturated",
+        "_successes",
+        "_waiters",
+        "_waiting",
+        "maximum",
+        "minimum",
+    )
+
+    def __init__(
+        self,
+        start: int,
+        maximum: int,
+        minimum: int = AIMD_MIN_CONCURRENCY,
+        clock: Clock | None = None,
+    ) -> None:
+        if minimum < 1 or maximum < minimum:
+            raise UsageError(
+                f"concurrency bounds must satisfy 1 <= minimum <= maximum, got {minimum}..{maximum}"
+            )
+        self.minimum = minimum
+        self.maximum = maximum
+        self._limit = min(max(start, minimum), maximum)
+        self._clock = clock if clock is not None else _loop_time
+        self._in_flight = 0
+        self._waiting = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._successes = 0
+        # Set when the limit was reached since the last increase. Grow only then (RFC 7661's
+        # idea): a limit raised while the engine has little work overshoots when work returns.
+        self._saturated = False
+        # Throttle signals are ignored while _drain > 0 (releases still owed by the requests
+        # that were in flight at the last cut) or before _cut_at + AIMD_CUT_INTERVAL_S.
+        self._drain = 0
+        self._cut_at = float("-inf")
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    async def acquire(self) -> None:
+        """Wait for a slot under the current limit; cancelling the wait never leaks one."""
+        if self._waiting == 0 and self._in_flight < self._limit:
+            self._in_flight += 1
+            if self._in_flight == self._limit:
+                self._saturated = True
+            return
+        self._saturated = True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._waiting += 1
+        try:
+            await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                # The slot was handed over just as we were cancelled: pass it on.
+                self._free_slot()
+            else:
+                fut.cancel()  # left in the deque; _wake skips it, keeping cancel O(1)
+                self._waiting -= 1
+                if self._waiting == 0:
+                    self._waiters.clear()  # only cancelled ones are left
+            raise
+
+    def release(self, outcome: Outcome) -> None:
+        """Give the slot back and tell the limiter how the request went."""
+        self._in_flight -= 1
+        if self._drain > 0:
+            self._drain -= 1
+        if outcome == "ok":
+            self._successes += 1
+            if self._successes >= self._limit:
+                self._successes = 0
+                if self._saturated and self._limit < self.maximum:
+                    self._limit += 1
+                    self._saturated = False
+        elif outcome == "throttled":
+            self._throttled()
+        if self._waiting:
+            self._wake()
+
+    def cancel_slot(self) -> None:
+        """Give back a slot that was acquired but never used (no outcome to learn from)."""
+        self._free_slot()
+
+    def _throttled(self) -> None:
+        if self._drain > 0:
+            return
+        now = self._clock()
+        if now < self._cut_at + AIMD_CUT_INTERVAL_S:
+            return
+        self._cut_at = now
+        self._drain = self._in_flight
+        self._successes = 0
+        self._limit = max(self.minimum, int(self._limit * AIMD_DECREASE_FACTOR))
+
+    def _free_slot(self) -> None:
+        self._in_flight -= 1
+        if self._waiting:
+            self._wake()
+
+    def _wake(self) -> None:
+        waiters = self._waiters
+        while waiters and self._in_flight < self._limit:
+            fut = waiters.popleft()
+            if fut.cancelled():
+                continue
+            fut.set_result(None)
+            self._in_flight += 1
+            self._waiting -= 1
+
+
+class TokenBucket:
+    """``per_minute`` units a minute, refilled continuously; holds at most ``capacity``
+    (default: one minute's worth, like the providers' own buckets). Starts full.
+
+    ``acquire(n)`` waits, FIFO, until ``n`` units are there and takes them. A request larger
+    than the whole bucket would never fit: it goes once the bucket is full and leaves it in
+    debt, so later requests pay for it and the long-run rate still holds.
+    """
+
+    __slots__ = ("_clock", "_level", "_lock", "_queued", "_sleep", "_stamp", "capacity", "rate")
+
+    def __init__(
+        self,
+        per_minute: float,
+        capacity: float | None = None,
+        clock: Clock | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if per_minute <= 0:
+            raise UsageError(f"a per-minute limit must be positive, got {per_minute}")
+        self.rate = per_minute / 60.0  # units per second
+        self.capacity = float(capacity if capacity is not None else per_minute)
+        self._clock = clock if clock is not None else _loop_time
+        self._sleep = sleep
+        self._level = self.capacity
+        self._stamp: float | None = None  # first read of the clock, inside the running loop
+        self._lock = asyncio.Lock()  # FIFO: only the head waiter sleeps
+        self._queued = 0
+
+    @property
+    def level(self) -> float:
+        """Units available now (negative while paying off an oversize request)."""
+        return self._refill()
+
+    def _refill(self) -> float:
+        now = self._clock()
+        if self._stamp is not None:
+            self._level = min(self.capacity, self._level + (now - self._stamp) * self.rate)
+        self._stamp = now
+        return self._level
+
+    async def acquire(self, amount: float = 1.0) -> None:
+        need = min(amount, self.capacity)
+        if self._queued == 0 and self._refill() >= need:
+            self._level -= amount
+            return
+        self._queued += 1
+        try:
+            async with self._lock:
+                while (level := self._refill()) < need:
+                    await self._sleep(min((need - level) / self.rate, RATE_LIMIT_RECHECK_S))
+                self._level -= amount
+        finally:
+            self._queued -= 1
+
+    def correct(self, reserved: float, actual: float) -> None:
+        """Settle a reservation with what was really used: refund or debit the difference."""
+        self._refill()
+        self._level = min(self.capacity, self._level + reserved - actual)
+
+
+class CallLimits:
+    """Adaptive concurrency plus the optional ``--rpm`` / ``--tpm`` buckets, as one gate.
+
+    A slot is taken first and the buckets after it, so the rate is charged at the moment the
+    request goes on the wire, not while it still waits for a slot.
+    """
+
+    __slots__ = ("concurrency", "rpm", "tpm")
+
+    def __init__(
+        self,
+        concurrency: int,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        clock: Clock | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.concurrency = AdaptiveConcurrency(concurrency, max_concurrency, clock=clock)
+        self.rpm = TokenBucket(rpm, clock=clock, sleep=sleep) if rpm else None
+        self.tpm = TokenBucket(tpm, clock=clock, sleep=sleep) if tpm else None
+
+    async def acquire(self, tokens: int) -> None:
+        """Wait for a slot, a request and ``tokens`` tokens (the estimate, settled later)."""
+        await self.concurrency.acquire()
+        if self.rpm is None and self.tpm is None:
+            return
+        took_request = False
+        try:
+            if self.rpm is not None:
+                await self.rpm.acquire(1)
+                took_request = True
+            if self.tpm is not None:
+                await self.tpm.acquire(tokens)
+        except BaseException:
+            if took_request and self.rpm is not None:
+                self.rpm.correct(1, 0)
+            self.concurrency.cancel_slot()
+            raise
+
+    def release(self, outcome: Outcome) -> None:
+        self.concurrency.release(outcome)
+
+    def settle(self, reserved: int, actual: int) -> None:
+        """Correct the ``--tpm`` reservation made by ``acquire`` with the real usage."""
+        if self.tpm is not None:
+            self.tpm.correct(reserved, actual)
