@@ -1,17 +1,346 @@
 """Document -> chunks under a token budget, with overlap and provenance.
 
-(Interface fixed by the foundation; implementation pending.)
+How a chunk ends. The text is read once into sentences (paragraph ends are sentence ends of
+the strongest kind). A chunk takes whole sentences while they fit, and then ends at the
+strongest boundary it holds, from paragraph down to sentence, line, clause and whitespace,
+provided the chunk is at least ``CHUNK_MIN_FILL`` full there; otherwise at the strongest
+boundary present. A sentence that fits within the budget on its own is never cut (unless an
+exact count finds a one-sentence chunk over budget and it must shrink). Only a
+sentence larger than the budget is cut inside, at lines, then clause punctuation, then
+whitespace, and only a run with none of these gets a hard cut, which never splits a CRLF or a
+surrogate pair and steps back so as not to split a character from its combining marks.
+
+Boundaries, as the spec names them:
+- paragraph: a blank line (two newlines with only spaces between);
+- sentence: ``.!?`` followed by whitespace, ``。！？｡`` anywhere, each with any closing quotes or
+  brackets right after them kept on the left;
+- line: a single newline. Pages are joined with one, so a page break is a line break. It ranks
+  above clause punctuation because in Word and text files a line is a table row, a list item
+  or a heading; in PDFs line wraps fall inside sentences, where sentence ends come first anyway;
+- clause: ``；，、：`` anywhere, ``;,:`` followed by whitespace (so 3,000 and 12:30 stay whole);
+- whitespace, then the hard cut.
+
+Whitespace is trimmed: a chunk starts and ends on a non-space character, ``text`` is exactly
+``doc.text[char_start:char_end]``, and what lies between two chunks that do not overlap is
+whitespace only. Overlap repeats whole trailing sentences of the previous chunk, as many as fit
+in ``overlap_tokens`` (none when the last sentence alone is larger), and shrinks when the next
+sentence would not fit after it. The budget includes the overlap.
 """
 
 from __future__ import annotations
 
-from dscall.config import ChunkSettings
-from dscall.tokens import TokenCounter
+import re
+import unicodedata
+from array import array
+from bisect import bisect_right
+
+from dscall.config import CHUNK_MIN_FILL, MIN_CHUNK_TOKENS, ChunkSettings
+from dscall.errors import UsageError
+from dscall.tokens import SpanMeter, TokenCounter, span_meter
 from dscall.types import Chunk, Document
+
+PARAGRAPH, SENTENCE, LINE, CLAUSE, SPACE = 5, 4, 3, 2, 1
+
+_CLOSE = "[)\\]}\"'”’»›」』）】〕〉》〗〙〛｣＂＇]*"
+# One pass over the text finds paragraph breaks and sentence ends (with the whitespace after).
+# It opens with a plain character class, which lets the regex engine skip ahead quickly; the
+# lookbehinds then tell which kind of break the class matched.
+_BREAKS = re.compile(
+    r"[\n.!?。！？｡](?:(?<=\n)[^\S\n]*\n\s*|(?:"
+    rf"(?<=[.!?])[.!?]*{_CLOSE}(?=\s)|(?<=[。！？｡])[。！？｡]*{_CLOSE})(\s*))"
+)
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+_LINE = re.compile(r"[^\S\n]*\n\s*")
+_CLAUSE = re.compile(rf"[；，、：]+{_CLOSE}|[;,:]+{_CLOSE}(?=\s)")
+_SPACE = re.compile(r"\s+")
+_NON_SPACE = re.compile(r"\S")
+_JOINERS = frozenset("\u200d\u200c\u034f")
+# A hard cut steps back at most this far looking for a grapheme boundary, then gives up on it.
+_MAX_CLUSTER = 32
+# The last line, clause or space before a cut is looked for in a window this wide, widened
+# fourfold until found: a chunk costs its own length, however many spaces it holds.
+_LOOK_BACK = 64
+
+
+def validate_chunk_settings(settings: ChunkSettings) -> None:
+    """Raise UsageError unless the budget and overlap make sense together."""
+    if settings.chunk_tokens < MIN_CHUNK_TOKENS:
+        raise UsageError(
+            f"--chunk-tokens must be at least {MIN_CHUNK_TOKENS} (got {settings.chunk_tokens})"
+        )
+    if not 0 <= settings.overlap_tokens * 2 < settings.chunk_tokens:
+        raise UsageError(
+            f"--overlap-tokens must be at least 0 and less than half of --chunk-tokens "
+            f"(got {settings.overlap_tokens} with --chunk-tokens {settings.chunk_tokens})"
+        )
 
 
 def chunk_document(
     doc: Document, settings: ChunkSettings, counter: TokenCounter
 ) -> tuple[Chunk, ...]:
     """Split ``doc.text`` into chunks of at most ``settings.chunk_tokens`` tokens."""
-    raise NotImplementedError
+    spans = split_text(doc.text, settings, counter)
+    pages = doc.page_starts
+    return tuple(
+        Chunk(
+            index=index,
+            count=len(spans),
+            text=doc.text[start:end],
+            char_start=start,
+            char_end=end,
+            page_start=None if pages is None else max(1, bisect_right(pages, start)),
+            page_end=None if pages is None else max(1, bisect_right(pages, end - 1)),
+            tokens=tokens,
+        )
+        for index, (start, end, tokens) in enumerate(spans)
+    )
+
+
+def split_text(
+    text: str, settings: ChunkSettings, counter: TokenCounter
+) -> list[tuple[int, int, int]]:
+    """The chunks of ``text`` as ``(char_start, char_end, tokens)``."""
+    validate_chunk_settings(settings)
+    return _Splitter(text, settings, counter).run()
+
+
+class _Splitter:
+    def __init__(self, text: str, settings: ChunkSettings, counter: TokenCounter) -> None:
+        self.text = text
+        self.budget = settings.chunk_tokens
+        self.counter = counter
+        self.meter: SpanMeter = span_meter(counter, text)
+        self.limit = self.meter.limit(settings.chunk_tokens)
+        self.overlap_limit = self.meter.limit(settings.overlap_tokens)
+        # The sentences: where each starts and ends, the boundary after it, and the index of
+        # the latest sentence up to it that ends a paragraph (-1 if none).
+        # Arrays, not lists: a text of short sentences holds millions of them.
+        self.starts = array("q")
+        self.ends = array("q")
+        self.levels = array("b")
+        self.last_para = array("q")
+        self._read_sentences()
+        # Measured once; a span of sentences then costs one subtraction.
+        prefix = self.meter.prefix
+        self.start_at = array("q", map(prefix, self.starts))
+        self.end_at = array("q", map(prefix, self.ends))
+
+    def _read_sentences(self) -> None:
+        text = self.text
+        starts, ends, levels, last_para = self.starts, self.ends, self.levels, self.last_para
+        start = self._skip_space(0)
+        para = -1
+        for match in _BREAKS.finditer(text):
+            end, stop = match.span(1)
+            level = SENTENCE
+            if end < 0:  # a blank line; trailing spaces (or the \r of a CRLF) stay out
+                end, level = match.start(), PARAGRAPH
+                while end > start and text[end - 1].isspace():
+                    end -= 1
+            elif stop - end > 1 and _BLANK_LINE.search(text, end, stop):
+                level = PARAGRAPH
+            if end > start:
+                if level == PARAGRAPH:
+                    para = len(ends)
+                starts.append(start)
+                ends.append(end)
+                levels.append(level)
+                last_para.append(para)
+            start = match.end()
+        last = len(text.rstrip())
+        if last > start:
+            starts.append(start)
+            ends.append(last)
+            levels.append(PARAGRAPH)
+            last_para.append(len(ends) - 1)
+        elif ends:
+            levels[-1] = PARAGRAPH
+            last_para[-1] = len(ends) - 1
+
+    def run(self) -> list[tuple[int, int, int]]:
+        spans: list[tuple[int, int, int]] = []
+        if not self.starts:
+            return spans
+        start = self.starts[0]
+        floor = start  # the chunk must end after this: the previous chunk's end
+        text_end = self.ends[-1]
+        while True:
+            end, tokens = self._honest_chunk(start, floor)
+            spans.append((start, end, tokens))
+            if end >= text_end:
+                return spans
+            resume = self._skip_space(end)
+            start = self._overlap_start(spans[-1][0], end, resume)
+            floor = max(start, end)
+
+    def _honest_chunk(self, start: int, floor: int) -> tuple[int, int]:
+        """Choose the end; with an inexact meter, count the chunk and shrink it if over."""
+        limit = self.limit
+        end = self._choose_end(start, floor, limit)
+        meter = self.meter
+        if meter.exact_sums:
+            return end, meter.tokens(meter.prefix(end) - meter.prefix(start))
+        tokens = self.counter.count(self.text[start:end])
+        while tokens > self.budget and limit > 1:
+            limit = max(1, limit - (tokens - self.budget))
+            end = self._choose_end(start, floor, limit)
+            tokens = self.counter.count(self.text[start:end])
+        return end, tokens
+
+    def _choose_end(self, start: int, floor: int, limit: int) -> int:
+        starts, ends, levels = self.starts, self.ends, self.levels
+        base = self.meter.prefix(start)
+        top = base + limit  # a position fits when its prefix is at most this
+        k = bisect_right(starts, start) - 1  # the sentence holding ``start``
+        j = bisect_right(self.end_at, top, k)  # sentences k..j-1 fit, sentence j does not
+        if j == len(ends):
+            return ends[-1]
+        latest: dict[int, int] = {}  # level -> the latest boundary of that level that fits
+        if j > k and ends[j - 1] > floor:
+            latest[levels[j - 1]] = ends[j - 1]
+            para = self.last_para[j - 1]
+            if para >= k and ends[para] > floor:
+                latest[PARAGRAPH] = ends[para]
+        # Cut inside sentence j only if it would not fit in a chunk of its own.
+        inner_from = max(start, starts[j])
+        oversized = inner_from > starts[j] or self.end_at[j] - self.start_at[j] > limit
+        fit = inner_from
+        if oversized or not latest:
+            fit = self._fit_end(top, inner_from, ends[j])
+        if oversized:
+            latest.update(self._inner_boundaries(max(inner_from, floor), fit))
+        chosen = self._select(latest, base, limit)
+        # Without a boundary the sentence is one unbroken run, or (after an exact count lowered
+        # the limit) the overlap leaves no room for it: cut inside it.
+        return chosen if chosen is not None else self._hard_cut(max(start, floor), fit)
+
+    def _select(self, latest: dict[int, int], base: int, limit: int) -> int | None:
+        """The latest boundary of the strongest level that leaves the chunk full enough, else
+        the latest of the strongest level there is."""
+        if not latest:
+            return None
+        enough = base + CHUNK_MIN_FILL * limit
+        best = -1
+        for level in (PARAGRAPH, SENTENCE, LINE, CLAUSE, SPACE):
+            best = max(best, latest.get(level, -1))  # this level or a stronger one
+            if best >= 0 and self.meter.prefix(best) >= enough:
+                return best
+        return latest[max(latest)]
+
+    def _inner_boundaries(self, lo: int, hi: int) -> dict[int, int]:
+        """The latest line, clause and whitespace boundary in (lo, hi], by level."""
+        found: dict[int, int] = {}
+        for pattern, level, at_end in (
+            (_LINE, LINE, False),
+            (_CLAUSE, CLAUSE, True),
+            (_SPACE, SPACE, False),
+        ):
+            pos = self._last_match(pattern, at_end, lo, hi)
+            if pos is not None:
+                found[level] = pos
+        return found
+
+    def _last_match(self, pattern: re.Pattern[str], at_end: bool, lo: int, hi: int) -> int | None:
+        text = self.text
+        stop = min(hi + 1, len(text))  # one more character, for the lookaheads
+        width = _LOOK_BACK
+        while True:
+            begin = max(lo, hi - width)
+            best = None
+            for match in pattern.finditer(text, begin, stop):
+                pos = match.end() if at_end else match.start()
+                # A match cut short by the window's left edge starts after a space: skipped.
+                if lo < pos <= hi and not text[pos - 1].isspace():
+                    best = pos
+            if best is not None or begin == lo:
+                return best
+            width *= 4
+
+    def _fit_end(self, top: int, lo: int, hi: int) -> int:
+        """The largest position p in [lo, hi] with prefix(p) <= top (or lo)."""
+        prefix = self.meter.prefix
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if prefix(mid) <= top:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _hard_cut(self, floor: int, fit: int) -> int:
+        """Cut at ``fit`` or a little before it, never splitting a character, past ``floor``."""
+        text = self.text
+        pos = fit
+        while pos > floor and pos > fit - _MAX_CLUSTER and not _grapheme_boundary(text, pos):
+            pos -= 1
+        if pos <= floor or not _grapheme_boundary(text, pos):
+            pos = fit
+            while pos > floor and not _code_point_boundary(text, pos):
+                pos -= 1
+        while pos > floor and text[pos - 1].isspace():
+            pos -= 1
+        if pos <= floor:
+            # Not one character fits (a huge grapheme, or whitespace filling the room): take
+            # one anyway, so that the run goes on.
+            pos = self._skip_space(floor) + 1
+            while pos < len(text) and not _code_point_boundary(text, pos):
+                pos += 1
+        return pos
+
+    def _overlap_start(self, prev_start: int, end: int, resume: int) -> int:
+        """Where the next chunk starts: at the earliest trailing sentence of the last chunk
+        that fits in the overlap budget and leaves room for the next sentence, else at
+        ``resume``."""
+        if self.overlap_limit <= 0:
+            return resume
+        starts, start_at, end_at = self.starts, self.start_at, self.end_at
+        end_prefix = self.meter.prefix(end)
+        nxt = bisect_right(starts, resume) - 1
+        # The next sentence must fit after the overlap, unless it is cut up anyway.
+        need = end_at[nxt] if end_at[nxt] - start_at[nxt] <= self.limit else None
+        best = resume
+        k = bisect_right(starts, end - 1) - 1
+        while k >= 0 and starts[k] > prev_start:
+            if end_prefix - start_at[k] > self.overlap_limit:
+                break
+            if need is not None and need - start_at[k] > self.limit:
+                break
+            best = starts[k]
+            k -= 1
+        return best
+
+    def _skip_space(self, pos: int) -> int:
+        match = _NON_SPACE.search(self.text, pos)
+        return match.start() if match else len(self.text)
+
+
+def _code_point_boundary(text: str, pos: int) -> bool:
+    if pos <= 0 or pos >= len(text):
+        return True
+    before, after = text[pos - 1], text[pos]
+    if before == "\r" and after == "\n":
+        return False
+    return not ("\ud800" <= before <= "\udbff" and "\udc00" <= after <= "\udfff")
+
+
+def _grapheme_boundary(text: str, pos: int) -> bool:
+    """An approximation of grapheme cluster boundaries, enough not to orphan combining marks,
+    emoji modifiers or the parts of a ZWJ sequence or flag."""
+    if not _code_point_boundary(text, pos) or pos <= 0 or pos >= len(text):
+        return pos <= 0 or pos >= len(text)
+    before, after = text[pos - 1], text[pos]
+    if before in _JOINERS or after in _JOINERS:
+        return False
+    if unicodedata.category(after)[0] == "M" or "\U0001f3fb" <= after <= "\U0001f3ff":
+        return False
+    if _is_regional(before) and _is_regional(after):
+        # Flags are pairs of regional indicators: a boundary only after an even number of them.
+        run = pos
+        while run > 0 and _is_regional(text[run - 1]):
+            run -= 1
+        return (pos - run) % 2 == 0
+    return True
+
+
+def _is_regional(char: str) -> bool:
+    return "\U0001f1e6" <= char <= "\U0001f1ff"

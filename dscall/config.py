@@ -28,6 +28,12 @@ LATIN_TOKENS_PER_CHAR = 0.3
 CJK_TOKENS_PER_CHAR = 0.6
 # The rule of thumb undercounts some CJK text by up to a third: estimates are scaled by this.
 ESTIMATE_SAFETY_MARGIN = 1.35
+# Smallest --chunk-tokens accepted: below it, a sentence or two no longer fits in a chunk.
+MIN_CHUNK_TOKENS = 16
+# A chunk ends at a paragraph (or sentence, line...) boundary only if it is at least this full
+# there; otherwise it takes the next weaker boundary, so a short paragraph before a long one
+# does not become a chunk of its own.
+CHUNK_MIN_FILL = 0.5
 
 TokenizerChoice = Literal["auto", "exact", "estimate"]
 PdfBackendChoice = Literal["auto", "pdfium", "pypdf"]
@@ -56,6 +62,9 @@ DEFAULT_MAX_OUTAGE_S = 600.0
 RETRY_AFTER_CAP_S = 120.0
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 30.0
+# A Retry-After is stretched by up to this fraction (never shortened), so that the many requests
+# a server throttled at the same instant do not all come back at the same instant.
+RETRY_AFTER_JITTER = 0.1
 # Circuit breaker: opens after this many consecutive failures, or when the failure rate over
 # the last BREAKER_WINDOW outcomes passes BREAKER_FAILURE_RATE (with at least
 # BREAKER_MIN_CALLS seen); it probes again after BREAKER_COOLDOWN_S.
@@ -68,9 +77,18 @@ BREAKER_MAX_COOLDOWN_S = 60.0
 # AIMD concurrency control.
 AIMD_DECREASE_FACTOR = 0.7
 AIMD_MIN_CONCURRENCY = 1
+# After a cut, the limit is not cut again until the requests in flight at the cut have finished
+# and at least this long has passed: one burst of 429s is one signal, not fifty.
+AIMD_CUT_INTERVAL_S = 0.5
+# A request waiting on --rpm/--tpm re-reads the bucket at least this often, so that refunds from
+# finished requests (real usage below the estimate) let it go early.
+RATE_LIMIT_RECHECK_S = 1.0
 
 # --- cache, output, audit --------------------------------------------------------------------
 DEFAULT_NAMESPACE = "default"
+# A cache write waits at most this long for another process's sqlite write lock; the wait
+# blocks the event loop, and a put that gives up only costs the checkpoint of one answer.
+CACHE_LOCK_TIMEOUT_S = 10.0
 PARQUET_ROW_GROUP_ROWS = 8192
 # Rows finished out of order are held until earlier ones finish; dispatch pauses when the
 # oldest unfinished row is this far behind the newest dispatched one, so memory stays bounded.
@@ -78,6 +96,9 @@ REORDER_WINDOW_MIN = 4096
 PROGRESS_PLAIN_INTERVAL_S = 5.0
 PROGRESS_REFRESH_PER_S = 4.0
 AUDIT_FLUSH_INTERVAL_S = 1.0
+# Audit lines are written in one os.write of whole lines once this many bytes wait (or the
+# interval passed): appends from two processes then never interleave inside a line.
+AUDIT_BUFFER_BYTES = 64 * 1024
 DEFAULT_MOCK_KEY = "sk-mock-dscall-demo"
 
 
@@ -161,3 +182,24 @@ def settings_metadata(*parts: Any) -> dict[str, Any]:
         for key, value in asdict(part).items():
             merged[key] = str(value) if isinstance(value, Path) else value
     return merged
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSettings:
+    """Everything ``dscall process`` was asked to do (never the API key)."""
+
+    inputs: tuple[str, ...]
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+    extract: ExtractSettings = field(default_factory=ExtractSettings)
+    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    prompt: PromptSettings = field(default_factory=PromptSettings)
+    call: CallSettings = field(default_factory=CallSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    budget_usd: float | None = None
+    max_failures: int = 0  # failed chunks/documents tolerated before the exit code becomes 1
+    caller: str | None = None
+    prices_file: Path | None = None
+    mock: bool = False
+    dry_run: bool = False
+    preflight: bool = True
