@@ -169,11 +169,11 @@ class RunStopped(DscallError):
 
 
 class AuthenticationFailed(RunStopped):
-    pass
+    status = 401
 
 
 class InsufficientBalance(RunStopped):
-    pass
+    status = 402
 
 
 class EndpointDown(RunStopped):

@@ -1,1 +1,404 @@
-"""`dscall process` (pending)."""
+"""`dscall process`: documents in, one Parquet row per chunk out."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dscall import config
+from dscall.cli.app import app, run
+from dscall.errors import UsageError
+
+# Typer inspects these annotations at run time; Optional[...] is what it understands on 3.10.
+_IN = "Input"
+_PROMPT = "Prompt and model"
+_CALLS = "Calls and limits"
+_CACHE = "Cache"
+_OUT = "Output and reporting"
+_CHUNK = "Chunking and extraction"
+
+
+@app.command(no_args_is_help=True)
+def process(
+    paths: Annotated[
+        list[str], typer.Argument(help="Files, folders (walked recursively) or glob patterns.")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Parquet file of results, one row per chunk.", rich_help_panel=_OUT
+        ),
+    ] = Path("results.parquet"),
+    documents_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write one row per document (outputs merged in chunk order).",
+            rich_help_panel=_OUT,
+        ),
+    ] = None,
+    no_text: Annotated[
+        bool,
+        typer.Option(
+            "--no-text", help="Leave the chunk_text column out of --out.", rich_help_panel=_OUT
+        ),
+    ] = False,
+    summary_json: Annotated[
+        Path | None,
+        typer.Option(help="Write the end-of-run figures as JSON (for CI).", rich_help_panel=_OUT),
+    ] = None,
+    audit_log: Annotated[
+        Path | None,
+        typer.Option(
+            help="Append one JSON line per attempt (no key, no document text).",
+            rich_help_panel=_OUT,
+        ),
+    ] = None,
+    caller: Annotated[
+        str | None,
+        typer.Option(
+            help="Caller identity in the audit log (default: user@host).", rich_help_panel=_OUT
+        ),
+    ] = None,
+    preview: Annotated[
+        int | None,
+        typer.Option(
+            help="Show the first N results at the end (default: 5 with --mock, else 0).",
+            rich_help_panel=_OUT,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No progress, notes or summary; errors only.",
+            rich_help_panel=_OUT,
+        ),
+    ] = False,
+    progress_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between plain progress lines when stderr is not a terminal.",
+            min=0.1,
+            rich_help_panel=_OUT,
+        ),
+    ] = config.PROGRESS_PLAIN_INTERVAL_S,
+    max_failures: Annotated[
+        int,
+        typer.Option(
+            help="Failed chunks/documents tolerated before the exit code becomes 1.",
+            min=0,
+            rich_help_panel=_OUT,
+        ),
+    ] = 0,
+    model: Annotated[
+        str, typer.Option(help="Model name.", rich_help_panel=_PROMPT)
+    ] = config.DEFAULT_MODEL,
+    system: Annotated[
+        str,
+        typer.Option(
+            help="System prompt (sent first, identical for every chunk).", rich_help_panel=_PROMPT
+        ),
+    ] = config.DEFAULT_SYSTEM_PROMPT,
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            help="Instruction template. Placeholders: {text} {path} {page_start} {page_end} "
+            "{chunk_index} {chunk_count}; without {text} the chunk is appended. "
+            "(default: a concise summary of each chunk)",
+            rich_help_panel=_PROMPT,
+        ),
+    ] = None,
+    prompt_file: Annotated[
+        Path | None,
+        typer.Option(help="Read the instruction template from a file.", rich_help_panel=_PROMPT),
+    ] = None,
+    json_mode: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Ask for a JSON object answer (response_format).",
+            rich_help_panel=_PROMPT,
+        ),
+    ] = False,
+    max_tokens: Annotated[
+        int,
+        typer.Option(
+            help="Upper bound on output tokens per chunk.", min=1, rich_help_panel=_PROMPT
+        ),
+    ] = config.DEFAULT_MAX_TOKENS,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            help="Sampling temperature (0-2) (default: the model's).", rich_help_panel=_PROMPT
+        ),
+    ] = None,
+    thinking: Annotated[
+        bool,
+        typer.Option(
+            help="Let the model think (reasoning tokens are billed as output).",
+            rich_help_panel=_PROMPT,
+        ),
+    ] = False,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            help="Stream answers (for long outputs; idle watchdog on).", rich_help_panel=_CALLS
+        ),
+    ] = False,
+    base_url: Annotated[
+        str,
+        typer.Option(
+            envvar="DSCALL_BASE_URL", help="Any OpenAI-compatible endpoint.", rich_help_panel=_CALLS
+        ),
+    ] = config.DEFAULT_BASE_URL,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            help=f"API key. Prefer the {config.API_KEY_ENV} variable: flags land in shell history.",
+            show_default=False,
+            rich_help_panel=_CALLS,
+        ),
+    ] = None,
+    mock: Annotated[
+        bool,
+        typer.Option(
+            help="Run against the built-in simulator on a free local port.", rich_help_panel=_CALLS
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            help="Requests in flight at the start (adapts to 429/503).",
+            min=1,
+            rich_help_panel=_CALLS,
+        ),
+    ] = config.DEFAULT_CONCURRENCY,
+    max_concurrency: Annotated[
+        int,
+        typer.Option(
+            help="Never more requests in flight than this.", min=1, rich_help_panel=_CALLS
+        ),
+    ] = config.DEFAULT_MAX_CONCURRENCY,
+    rpm: Annotated[
+        int | None,
+        typer.Option(help="Requests per minute limit.", min=1, rich_help_panel=_CALLS),
+    ] = None,
+    tpm: Annotated[
+        int | None, typer.Option(help="Tokens per minute limit.", min=1, rich_help_panel=_CALLS)
+    ] = None,
+    max_retries: Annotated[
+        int,
+        typer.Option(
+            help="Retries per chunk for transient failures.", min=0, rich_help_panel=_CALLS
+        ),
+    ] = config.DEFAULT_MAX_RETRIES,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Wall-clock deadline per attempt, seconds.", min=0.001, rich_help_panel=_CALLS
+        ),
+    ] = config.DEFAULT_ATTEMPT_TIMEOUT_S,
+    max_outage: Annotated[
+        float,
+        typer.Option(
+            help="Stop (exit 3) when the endpoint stays down this long, seconds.",
+            min=0.0,
+            rich_help_panel=_CALLS,
+        ),
+    ] = config.DEFAULT_MAX_OUTAGE_S,
+    budget_usd: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop dispatching before the spend would pass this (exit 3).",
+            rich_help_panel=_CALLS,
+        ),
+    ] = None,
+    prices: Annotated[
+        Path | None,
+        typer.Option(help="JSON file adding or overriding model prices.", rich_help_panel=_CALLS),
+    ] = None,
+    allow_insecure_http: Annotated[
+        bool,
+        typer.Option(
+            help="Allow sending the key over plain http to a non-local host.",
+            rich_help_panel=_CALLS,
+        ),
+    ] = False,
+    no_preflight: Annotated[
+        bool,
+        typer.Option(
+            "--no-preflight",
+            help="Skip the GET /models and balance checks.",
+            rich_help_panel=_CALLS,
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            help="Estimate tokens and cost per document; call nothing.", rich_help_panel=_CALLS
+        ),
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Result cache folder (default: ~/.cache/dscall).", rich_help_panel=_CACHE
+        ),
+    ] = None,
+    namespace: Annotated[
+        str,
+        typer.Option(
+            help="Cache namespace; namespaces never share entries.", rich_help_panel=_CACHE
+        ),
+    ] = config.DEFAULT_NAMESPACE,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache", help="Neither read nor write the cache.", rich_help_panel=_CACHE
+        ),
+    ] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            help="Ignore cached answers (new answers are still stored).", rich_help_panel=_CACHE
+        ),
+    ] = False,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(help="Only files matching this pattern (repeatable).", rich_help_panel=_IN),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Skip files matching this pattern (repeatable).", rich_help_panel=_IN),
+    ] = None,
+    hidden: Annotated[
+        bool, typer.Option(help="Include hidden files and folders.", rich_help_panel=_IN)
+    ] = False,
+    chunk_tokens: Annotated[
+        int, typer.Option(help="Token budget per chunk.", min=16, rich_help_panel=_CHUNK)
+    ] = config.DEFAULT_CHUNK_TOKENS,
+    overlap_tokens: Annotated[
+        int,
+        typer.Option(
+            help="Tokens of whole sentences repeated between chunks.", min=0, rich_help_panel=_CHUNK
+        ),
+    ] = config.DEFAULT_OVERLAP_TOKENS,
+    tokenizer: Annotated[
+        config.TokenizerChoice,
+        typer.Option(
+            help="Token counter: exact needs dscall[tokenizer]; auto uses it when installed.",
+            rich_help_panel=_CHUNK,
+        ),
+    ] = "auto",
+    pdf_backend: Annotated[
+        config.PdfBackendChoice,
+        typer.Option(
+            help="PDF text extractor: auto tries pypdfium2 first, then pypdf.",
+            rich_help_panel=_CHUNK,
+        ),
+    ] = "auto",
+    extract_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Time limit per file for extraction, seconds.", min=0.001, rich_help_panel=_CHUNK
+        ),
+    ] = config.DEFAULT_EXTRACT_TIMEOUT_S,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Extraction worker processes (default: CPUs).", min=0, rich_help_panel=_CHUNK
+        ),
+    ] = 0,
+) -> None:
+    """Send every chunk of every document to the model and write the answers to Parquet.
+
+    Exit codes: 0 all chunks ok, 1 some failed (output still written), 2 usage error, 3 stopped
+    early (auth, balance, outage, budget, interrupt) with what finished written.
+    """
+
+    def body() -> int:
+        from dscall.cli.process_run import execute
+
+        template = _template(prompt, prompt_file)
+        settings = config.ProcessSettings(
+            inputs=tuple(paths),
+            discovery=config.DiscoverySettings(
+                include=tuple(include or ()), exclude=tuple(exclude or ()), include_hidden=hidden
+            ),
+            extract=config.ExtractSettings(
+                timeout_s=extract_timeout,
+                pdf_backend=pdf_backend,
+                workers=workers,
+            ),
+            chunk=config.ChunkSettings(
+                chunk_tokens=chunk_tokens,
+                overlap_tokens=overlap_tokens,
+                tokenizer=tokenizer,
+            ),
+            prompt=config.PromptSettings(
+                model=model,
+                system=system,
+                template=template,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                json_mode=json_mode,
+                thinking=thinking,
+                stream=stream,
+            ),
+            call=config.CallSettings(
+                base_url=base_url,
+                concurrency=concurrency,
+                max_concurrency=max(max_concurrency, concurrency),
+                max_retries=max_retries,
+                attempt_timeout_s=timeout,
+                rpm=rpm,
+                tpm=tpm,
+                max_outage_s=max_outage,
+                allow_insecure_http=allow_insecure_http,
+            ),
+            cache=config.CacheSettings(
+                directory=cache_dir or config.default_cache_dir(),
+                namespace=namespace,
+                enabled=not no_cache,
+                refresh=refresh,
+            ),
+            output=config.OutputSettings(
+                out=out,
+                documents_out=documents_out,
+                include_text=not no_text,
+                audit_log=audit_log,
+                summary_json=summary_json,
+            ),
+            budget_usd=budget_usd,
+            max_failures=max_failures,
+            caller=caller,
+            prices_file=prices,
+            mock=mock,
+            dry_run=dry_run,
+            preflight=not no_preflight,
+        )
+        shown = preview if preview is not None else (5 if mock else 0)
+        return execute(
+            settings,
+            api_key,
+            quiet=quiet,
+            preview=shown,
+            stream=sys.stderr,
+            progress_interval_s=progress_interval,
+        )
+
+    run(body)
+
+
+def _template(prompt: str | None, prompt_file: Path | None) -> str:
+    if prompt is not None and prompt_file is not None:
+        raise UsageError("give --prompt or --prompt-file, not both")
+    if prompt_file is not None:
+        try:
+            return prompt_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read --prompt-file {prompt_file}: {exc}") from exc
+    return prompt if prompt is not None else config.DEFAULT_PROMPT_TEMPLATE

@@ -1,0 +1,55 @@
+"""``--budget-usd``: stop dispatching before finished + reserved spend would pass the limit.
+
+Each request reserves its worst case when it is dispatched (every prompt token a cache miss,
+the full ``max_tokens`` of output); the reservation is released when it finishes and the real
+cost is added instead. So the limit holds even with hundreds of requests in flight.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from dscall.errors import BudgetExhausted, UsageError
+from dscall.pricing import PriceTable
+from dscall.types import CallRequest
+
+# Output allowance for a request sent without max_tokens (the endpoint's own cap applies).
+UNBOUNDED_OUTPUT_TOKENS = 8192
+
+
+class Budget:
+    def __init__(self, limit_usd: float, prices: PriceTable, model: str) -> None:
+        if limit_usd <= 0:
+            raise UsageError("--budget-usd must be greater than 0")
+        if prices.estimate(model, 1, 1, datetime.now(timezone.utc)) is None:
+            raise UsageError(
+                f"--budget-usd needs a price for model {model!r}; add it with --prices FILE"
+            )
+        self.limit_usd = limit_usd
+        self.spent_usd = 0.0
+        self.reserved_usd = 0.0
+        self._prices = prices
+
+    def reserve(self, request: CallRequest) -> float:
+        """Reserve the worst-case cost of ``request``; raises ``BudgetExhausted`` if it would
+        take spent + reserved past the limit."""
+        worst = self._prices.estimate(
+            request.model,
+            request.estimated_prompt_tokens,
+            request.max_tokens or UNBOUNDED_OUTPUT_TOKENS,
+            datetime.now(timezone.utc),
+        )
+        amount = worst or 0.0
+        if self.spent_usd + self.reserved_usd + amount > self.limit_usd:
+            raise BudgetExhausted(
+                f"budget of ${self.limit_usd:.4f} reached: ${self.spent_usd:.4f} spent, "
+                f"${self.reserved_usd:.4f} in flight, next request up to ${amount:.4f}"
+            )
+        self.reserved_usd += amount
+        return amount
+
+    def release(self, amount: float) -> None:
+        self.reserved_usd = max(0.0, self.reserved_usd - amount)
+
+    def spend(self, cost_usd: float) -> None:
+        self.spent_usd += cost_usd

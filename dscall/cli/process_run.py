@@ -1,0 +1,131 @@
+"""What `dscall process` does once its options are settings: run, report, preview.
+
+Imported lazily by ``cli/process.py`` so that ``dscall --help`` does not load aiohttp or pyarrow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from dscall.config import PROGRESS_PLAIN_INTERVAL_S, ProcessSettings
+from dscall.dryrun import DocumentEstimate, estimate_run
+from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
+from dscall.progress import ProgressDisplay, choose_mode, render_summary, safe_text
+from dscall.run import RunResult, run_process
+from dscall.stats import RunStats
+
+
+def execute(
+    settings: ProcessSettings,
+    api_key: str | None,
+    *,
+    quiet: bool,
+    preview: int,
+    stream: TextIO,
+    progress_interval_s: float = PROGRESS_PLAIN_INTERVAL_S,
+) -> int:
+    stats = RunStats()
+    mode = choose_mode(quiet, stream)
+    err = Console(file=stream, highlight=False, soft_wrap=True)
+    if settings.dry_run:
+        quiet_display = "quiet" if mode == "rich" else mode
+        with ProgressDisplay(
+            stats, quiet_display, stream, interval_s=progress_interval_s
+        ) as display:
+            estimates = asyncio.run(estimate_run(settings, stats, display.note))
+        _print_estimates(estimates, settings.prompt.model)
+        return EXIT_SOME_FAILED if stats.documents_failed else EXIT_OK
+    with ProgressDisplay(stats, mode, stream, interval_s=progress_interval_s) as display:
+        result = asyncio.run(run_process(settings, api_key, stats, display.note))
+    if not quiet:
+        render_summary(stats, stream)
+        err.print(f"wrote {result.rows_written} rows to {safe_text(str(result.out))}", markup=False)
+    if result.stop_reason is not None:
+        err.print(f"[bold red]stopped:[/] {safe_text(str(result.stop_reason))}")
+    if settings.output.summary_json is not None:
+        _write_summary_json(settings.output.summary_json, stats, result)
+    if preview > 0 and result.rows_written:
+        _print_preview(result.out, preview)
+    return result.exit_code
+
+
+def _write_summary_json(path: Path, stats: RunStats, result: RunResult) -> None:
+    summary: dict[str, Any] = stats.summary_dict()
+    summary.update(
+        run_id=result.run_id,
+        exit_code=result.exit_code,
+        stop_reason=str(result.stop_reason) if result.stop_reason else None,
+        out=str(result.out),
+        rows_written=result.rows_written,
+    )
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write --summary-json {path}: {exc}") from exc
+
+
+def _print_preview(out: Path, limit: int) -> None:
+    import pyarrow.parquet as pq
+
+    columns = ["doc_path", "chunk_index", "status", "output", "error_message"]
+    table = pq.ParquetFile(str(out)).read_row_group(0, columns=columns).slice(0, limit)
+    view = Table(title=f"first {table.num_rows} rows of {safe_text(str(out))}", show_lines=True)
+    for name in ("document", "chunk", "status", "output"):
+        view.add_column(name, overflow="fold")
+    for row in table.to_pylist():
+        text = row["output"] if row["status"] == "ok" else row["error_message"]
+        text = text or ""
+        view.add_row(
+            safe_text(row["doc_path"] or ""),
+            "" if row["chunk_index"] is None else str(row["chunk_index"]),
+            row["status"],
+            safe_text(text[:300] + ("…" if len(text) > 300 else "")),
+        )
+    Console(highlight=False).print(view)
+
+
+def _money(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
+def _print_estimates(estimates: list[DocumentEstimate], model: str) -> None:
+    view = Table(title=f"dry run: estimated tokens and cost ({model}, nothing was called)")
+    for name in ("document", "chunks", "cached", "prompt tokens", "max output", "input $", "max $"):
+        view.add_column(name, justify="left" if name == "document" else "right")
+    for est in estimates:
+        if est.error:
+            view.add_row(safe_text(est.doc_path), "-", "-", "-", "-", "-", safe_text(est.error))
+            continue
+        view.add_row(
+            safe_text(est.doc_path),
+            str(est.chunks),
+            str(est.cached_chunks),
+            f"{est.prompt_tokens:,}",
+            f"{est.max_output_tokens:,}",
+            _money(est.input_cost_usd),
+            _money(est.max_cost_usd),
+        )
+    known = [e for e in estimates if not e.error]
+    costs_in = [e.input_cost_usd for e in known]
+    costs_max = [e.max_cost_usd for e in known]
+    view.add_section()
+    view.add_row(
+        "total",
+        str(sum(e.chunks for e in known)),
+        str(sum(e.cached_chunks for e in known)),
+        f"{sum(e.prompt_tokens for e in known):,}",
+        f"{sum(e.max_output_tokens for e in known):,}",
+        _money(None if None in costs_in else sum(c or 0.0 for c in costs_in)),
+        _money(None if None in costs_max else sum(c or 0.0 for c in costs_max)),
+    )
+    Console(highlight=False).print(view)

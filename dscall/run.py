@@ -1,0 +1,285 @@
+"""``dscall process`` as one async function: open everything, check, run the engine, publish.
+
+Order matters for "fail early, before money is spent": every local resource (output files,
+cache, audit log) is opened and the endpoint is asked for its models and balance before the
+first paid request. Output files are published (renamed into place) only at the end, with
+whatever finished, including when the run stopped early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from dscall import __version__
+from dscall.audit import AuditLog, default_caller
+from dscall.budget import Budget
+from dscall.calls.breaker import CircuitBreaker
+from dscall.calls.cache import ResultCache
+from dscall.calls.caller import ChunkCaller
+from dscall.calls.http import HttpBackend
+from dscall.calls.limits import CallLimits
+from dscall.calls.request import RequestBuilder
+from dscall.config import (
+    API_KEY_ENV,
+    DEFAULT_MOCK_KEY,
+    REORDER_WINDOW_MIN,
+    ProcessSettings,
+    settings_metadata,
+)
+from dscall.documents.discover import discover
+from dscall.documents.pool import ExtractionPool, extract_in_order
+from dscall.engine import Engine
+from dscall.errors import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_STOPPED,
+    InsufficientBalance,
+    Interrupted,
+    RunStopped,
+    UsageError,
+)
+from dscall.output import ParquetRowWriter, documents_schema, results_schema
+from dscall.pricing import load_prices
+from dscall.rows import DocumentMerger, ReorderBuffer, RowBuilder
+from dscall.stats import RunStats
+from dscall.types import ExtractOutcome, SkippedFile, SourceFile
+
+Notify = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_id: str
+    exit_code: int
+    stop_reason: RunStopped | None
+    rows_written: int
+    out: Path
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def resolve_api_key(explicit: str | None, mock: bool) -> str:
+    key = explicit or os.environ.get(API_KEY_ENV, "")
+    if not key and mock:
+        return DEFAULT_MOCK_KEY
+    if not key:
+        raise UsageError(f"no API key: set {API_KEY_ENV} (or pass --mock to use the simulator)")
+    return key
+
+
+def reported_sources(
+    found: Iterable[SourceFile | SkippedFile], stats: RunStats, notify: Notify
+) -> Iterator[SourceFile]:
+    """Pass files on; count and report what discovery skipped."""
+    for item in found:
+        if isinstance(item, SkippedFile):
+            stats.files_skipped += 1
+            notify(f"skipped {item.path}: {item.reason}")
+            continue
+        yield item
+
+
+def first_or_fail(sources: Iterator[SourceFile], inputs: tuple[str, ...]) -> Iterator[SourceFile]:
+    """Raise a usage error at once when the inputs hold no supported document at all."""
+    first = next(sources, None)
+    if first is None:
+        raise UsageError(
+            f"no supported documents (.pdf .docx .txt .md) found in {' '.join(inputs)}"
+        )
+    yield first
+    yield from sources
+
+
+async def run_process(
+    settings: ProcessSettings, api_key: str | None, stats: RunStats, notify: Notify
+) -> RunResult:
+    """Run ``dscall process``; with ``settings.mock``, against an in-process simulator."""
+    if not settings.mock:
+        return await _run(settings, resolve_api_key(api_key, mock=False), stats, notify)
+    from dscall.simulator import SimulatorConfig, start_simulator
+
+    async with start_simulator(SimulatorConfig()) as sim:
+        call = replace(settings.call, base_url=sim.base_url)
+        return await _run(
+            replace(settings, call=call), resolve_api_key(api_key, mock=True), stats, notify
+        )
+
+
+async def _run(
+    settings: ProcessSettings, api_key: str, stats: RunStats, notify: Notify
+) -> RunResult:
+    run_id = new_run_id()
+    out = settings.output
+    prices = load_prices(settings.prices_file)
+    budget = (
+        Budget(settings.budget_usd, prices, settings.prompt.model)
+        if settings.budget_usd is not None
+        else None
+    )
+    requests = RequestBuilder(settings.prompt, settings.cache.namespace)
+    sources = first_or_fail(
+        reported_sources(discover(settings.inputs, settings.discovery), stats, notify),
+        settings.inputs,
+    )
+    metadata = {
+        "run_id": run_id,
+        "dscall_version": __version__,
+        "started_at": datetime.now(timezone.utc).isoformat(),
+        "settings": settings_metadata(
+            settings.prompt, settings.chunk, settings.call, settings.cache
+        ),
+    }
+    async with contextlib.AsyncExitStack() as stack:
+        backend = await stack.enter_async_context(
+            HttpBackend(api_key, settings.call, pool_size=settings.call.max_concurrency)
+        )
+        if settings.preflight:
+            await _preflight(backend, settings, notify)
+        cache = None
+        if settings.cache.enabled:
+            cache = stack.enter_context(
+                ResultCache(settings.cache.directory, settings.cache.namespace, on_error=notify)
+            )
+        audit = None
+        if out.audit_log is not None:
+            audit = stack.enter_context(
+                AuditLog(
+                    out.audit_log,
+                    run_id=run_id,
+                    caller=settings.caller or default_caller(),
+                    namespace=settings.cache.namespace,
+                    endpoint_host=backend.host,
+                )
+            )
+        writer = stack.enter_context(
+            ParquetRowWriter(out.out, results_schema(out.include_text), metadata)
+        )
+        merger = None
+        if out.documents_out is not None:
+            doc_writer = stack.enter_context(
+                ParquetRowWriter(out.documents_out, documents_schema(), metadata)
+            )
+            merger = DocumentMerger(run_id, doc_writer.write)
+
+        def sink(row: dict[str, Any]) -> None:
+            writer.write(row)
+            if merger is not None:
+                merger.add(row)
+
+        window = max(REORDER_WINDOW_MIN, 8 * settings.call.max_concurrency)
+        reorder = ReorderBuffer(sink, window)
+        loop = asyncio.get_running_loop()
+        limits = CallLimits(
+            settings.call.concurrency,
+            settings.call.max_concurrency,
+            rpm=settings.call.rpm,
+            tpm=settings.call.tpm,
+        )
+        stats.concurrency_limit = limits.concurrency.limit
+        breaker = CircuitBreaker(loop.time, max_outage=settings.call.max_outage_s)
+        engine: Engine | None = None
+
+        def stop_requested() -> RunStopped | None:
+            return engine.stop_reason if engine is not None else None
+
+        caller = ChunkCaller(
+            backend,
+            limits,
+            breaker,
+            stats,
+            settings.call.max_retries,
+            cache=cache,
+            refresh=settings.cache.refresh,
+            audit=audit,
+            stop_requested=stop_requested,
+        )
+        rows = RowBuilder(run_id, out.include_text, prices, stats)
+        engine = Engine(caller, requests, rows, reorder, stats, budget, notify)
+        with _signals_stop(engine):
+            async with ExtractionPool(settings.extract, settings.chunk) as pool:
+                outcomes = extract_in_order(sources, pool, lookahead=_lookahead(settings))
+                await engine.run(_counting(outcomes, stats))
+        reorder.drain()
+        if merger is not None:
+            merger.finish()
+    rows_written = writer.rows_written  # after close: includes the last row group
+    stop = engine.stop_reason
+    failures = stats.chunks_failed + stats.documents_failed
+    if stop is not None:
+        code = EXIT_STOPPED
+    elif failures > settings.max_failures:
+        code = EXIT_SOME_FAILED
+    else:
+        code = EXIT_OK
+    return RunResult(run_id, code, stop, rows_written, out.out)
+
+
+def _lookahead(settings: ProcessSettings) -> int:
+    workers = settings.extract.workers or os.cpu_count() or 1
+    return max(8, 4 * workers)
+
+
+async def _counting(
+    outcomes: AsyncIterator[ExtractOutcome], stats: RunStats
+) -> AsyncGenerator[ExtractOutcome, None]:
+    async for outcome in outcomes:
+        stats.chunks_total += len(getattr(outcome, "chunks", ()))
+        yield outcome
+
+
+async def _preflight(backend: HttpBackend, settings: ProcessSettings, notify: Notify) -> None:
+    """Ask the endpoint before paying: is it reachable, is the key good, is there money?"""
+    info = await backend.endpoint_info()
+    model = settings.prompt.model
+    if info.models is not None and model not in info.models:
+        offered = ", ".join(info.models) or "none"
+        raise UsageError(
+            f"model {model!r} is not offered by {backend.host} (offered: {offered}); "
+            "choose one with --model"
+        )
+    if info.balance_available is False:
+        raise InsufficientBalance(f"{backend.host} reports no available balance; top up to go on")
+    if info.balance_usd is not None and info.balance_usd <= 0:
+        notify(f"warning: {backend.host} reports a balance of ${info.balance_usd:.2f}")
+
+
+@contextlib.contextmanager
+def _signals_stop(engine: Engine) -> Iterator[None]:
+    """First SIGINT/SIGTERM: stop dispatching, let requests in flight finish. Second: abandon
+    them. Either way what finished is written and the exit code is 3."""
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+
+    def handle() -> None:
+        if engine.stop_reason is None:
+            engine.request_stop(
+                Interrupted(
+                    "interrupted: finishing requests in flight (interrupt again to abandon)"
+                )
+            )
+        else:
+            engine.cancel_in_flight()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handle)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
