@@ -1,1 +1,336 @@
-"""`dscall chunks` (pending)."""
+"""`dscall chunks`: documents in, one Parquet row per chunk out; no model is called.
+
+Useful on its own (chunking documents for a retrieval pipeline) and a dry view of what
+``dscall process`` would send. A document that cannot be read becomes one row with
+``status = "error"``; files discovery passes over (unsupported, unreadable, loops) are listed
+on stderr and counted, not written. Exit 0 when every document was read, 1 when some failed,
+2 on a usage error (bad option, no documents found, unwritable --out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from dscall import config
+from dscall.cli.app import app, run
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine, Iterable, Iterator
+
+    from dscall.types import (
+        ChunkedDocument,
+        ExtractOutcome,
+        FailedDocument,
+        SkippedFile,
+        SourceFile,
+    )
+
+_IN = "Input"
+_CHUNK = "Chunking and extraction"
+_OUT = "Output and reporting"
+
+
+@app.command(no_args_is_help=True)
+def chunks(
+    paths: Annotated[
+        list[str], typer.Argument(help="Files, folders (walked recursively) or glob patterns.")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Parquet file to write: one row per chunk, one per document that failed.",
+            rich_help_panel=_OUT,
+        ),
+    ] = Path("chunks.parquet"),
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only files matching this pattern (fnmatch on the relative path or the file "
+            "name; repeatable).",
+            rich_help_panel=_IN,
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Skip files and folders matching this pattern (repeatable).", rich_help_panel=_IN
+        ),
+    ] = None,
+    hidden: Annotated[
+        bool,
+        typer.Option(
+            "--hidden",
+            help="Include hidden files and folders (names starting with '.').",
+            rich_help_panel=_IN,
+        ),
+    ] = False,
+    chunk_tokens: Annotated[
+        int, typer.Option(help="Token budget per chunk.", min=16, rich_help_panel=_CHUNK)
+    ] = config.DEFAULT_CHUNK_TOKENS,
+    overlap_tokens: Annotated[
+        int,
+        typer.Option(
+            help="Tokens of whole sentences repeated between chunks.", min=0, rich_help_panel=_CHUNK
+        ),
+    ] = config.DEFAULT_OVERLAP_TOKENS,
+    tokenizer: Annotated[
+        config.TokenizerChoice,
+        typer.Option(
+            help="Token counter: exact needs the tokenizer extra; auto uses it when installed.",
+            rich_help_panel=_CHUNK,
+        ),
+    ] = "auto",
+    pdf_backend: Annotated[
+        config.PdfBackendChoice,
+        typer.Option(
+            help="PDF text extractor: auto tries pypdfium2 first, then pypdf.",
+            rich_help_panel=_CHUNK,
+        ),
+    ] = "auto",
+    extract_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Time limit per file for extraction, seconds.", min=0.001, rich_help_panel=_CHUNK
+        ),
+    ] = config.DEFAULT_EXTRACT_TIMEOUT_S,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Extraction worker processes; 0 means one per CPU.", min=0, rich_help_panel=_CHUNK
+        ),
+    ] = 0,
+    no_text: Annotated[
+        bool,
+        typer.Option("--no-text", help="Leave the chunk_text column out.", rich_help_panel=_OUT),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No notes or summary; only errors (failed documents, usage errors).",
+            rich_help_panel=_OUT,
+        ),
+    ] = False,
+) -> None:
+    """Split documents into token-budgeted chunks and write them to Parquet (no model call).
+
+    Exit codes: 0 every document read; 1 some failed (their error rows are written);
+    2 usage error.
+    """
+
+    def body() -> int:
+        job = ChunksJob(
+            inputs=tuple(paths),
+            discovery=config.DiscoverySettings(
+                include=tuple(include or ()), exclude=tuple(exclude or ()), include_hidden=hidden
+            ),
+            extract=config.ExtractSettings(
+                timeout_s=extract_timeout,
+                pdf_backend=pdf_backend,
+                workers=workers,
+            ),
+            chunk=config.ChunkSettings(
+                chunk_tokens=chunk_tokens,
+                overlap_tokens=overlap_tokens,
+                tokenizer=tokenizer,
+            ),
+            out=out,
+            include_text=not no_text,
+            quiet=quiet,
+        )
+        return run_chunks(job)
+
+    run(body)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunksJob:
+    inputs: tuple[str, ...]
+    discovery: config.DiscoverySettings
+    extract: config.ExtractSettings
+    chunk: config.ChunkSettings
+    out: Path
+    include_text: bool = True
+    quiet: bool = False
+
+
+@dataclass(slots=True)
+class _Tally:
+    documents: int = 0
+    failed: int = 0
+    pages: int = 0
+    chunks: int = 0
+    tokens: int = 0
+    no_text_pages: int = 0
+    skipped: int = 0
+
+
+def run_chunks(job: ChunksJob) -> int:
+    """Run ``dscall chunks``; returns the exit code."""
+    import asyncio
+
+    from dscall.chunking import validate_chunk_settings
+    from dscall.errors import Interrupted, UsageError
+
+    validate_chunk_settings(job.chunk)
+    if job.out.is_dir():
+        raise UsageError(f"--out {job.out} is a folder; give a file name, e.g. chunks.parquet")
+    tally = _Tally()
+    try:
+        rows = asyncio.run(_terminable(_run(job, tally)))
+    except asyncio.CancelledError:  # SIGTERM (Ctrl-C arrives as KeyboardInterrupt instead)
+        raise Interrupted("terminated: nothing written") from None
+    if not job.quiet:
+        _say(_summary(tally, rows, job.out))
+    return 1 if tally.failed else 0
+
+
+async def _terminable(work: Coroutine[Any, Any, int]) -> int:
+    """Run ``work`` so that SIGTERM (cron's `timeout`, a container stop) cancels it like
+    Ctrl-C: workers are stopped and the output's temporary file is removed."""
+    import asyncio
+    import signal
+
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        return await task
+    try:
+        return await task
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _run(job: ChunksJob, tally: _Tally) -> int:
+    from dscall import __version__
+    from dscall.config import settings_metadata
+    from dscall.documents.discover import discover
+    from dscall.documents.pool import ExtractionPool, extract_in_order
+    from dscall.output import ParquetRowWriter, chunks_schema
+    from dscall.types import FailedDocument
+
+    async with ExtractionPool(job.extract, job.chunk) as pool:
+        metadata = {
+            "dscall_version": __version__,
+            "command": "chunks",
+            "inputs": list(job.inputs),
+            "tokenizer": pool.counter.name,
+            "settings": settings_metadata(job.discovery, job.extract, job.chunk),
+            "include_text": job.include_text,
+        }
+        with ParquetRowWriter(job.out, chunks_schema(job.include_text), metadata) as writer:
+            found = discover(job.inputs, job.discovery)
+            sources = _first_or_fail(_reported(found, tally, job.quiet), job.inputs)
+            lookahead = max(8, 4 * pool.size)
+            async for outcome in extract_in_order(sources, pool, lookahead):
+                tally.documents += 1
+                if isinstance(outcome, FailedDocument):
+                    tally.failed += 1
+                    _say(f"failed {_shown(outcome.source)}: {_error(outcome)}")
+                else:
+                    _count(outcome, tally, job.quiet)
+                writer.write_many(_rows(outcome, job.include_text))
+    return writer.rows_written  # final once the writer has closed
+
+
+def _reported(
+    found: Iterable[SourceFile | SkippedFile], tally: _Tally, quiet: bool
+) -> Iterator[SourceFile]:
+    from dscall.types import SkippedFile
+
+    for item in found:
+        if isinstance(item, SkippedFile):
+            tally.skipped += 1
+            if not quiet:
+                _say(f"skipped {item.path}: {item.reason}")
+            continue
+        yield item
+
+
+def _first_or_fail(sources: Iterator[SourceFile], inputs: tuple[str, ...]) -> Iterator[SourceFile]:
+    from dscall.documents.discover import printable
+    from dscall.errors import UsageError
+
+    first = next(sources, None)
+    if first is None:
+        shown = " ".join(printable(path) for path in inputs)
+        raise UsageError(f"no supported documents (.pdf .docx .txt .md) found in {shown}")
+    yield first
+    yield from sources
+
+
+def _count(document: ChunkedDocument, tally: _Tally, quiet: bool) -> None:
+    tally.pages += document.page_count
+    tally.chunks += len(document.chunks)
+    tally.tokens += sum(chunk.tokens for chunk in document.chunks)
+    tally.no_text_pages += len(document.no_text_pages)
+    if quiet:
+        return
+    if document.no_text_pages:
+        pages = ", ".join(str(page) for page in document.no_text_pages)
+        _say(f"note {_shown(document.source)}: no text layer on page(s) {pages} (scanned?)")
+    for warning in document.warnings:
+        _say(f"warning {_shown(document.source)}: {warning}")
+
+
+def _rows(outcome: ExtractOutcome, include_text: bool) -> Iterator[dict[str, Any]]:
+    from dscall.types import FailedDocument
+
+    source = outcome.source
+    base = {"doc_path": source.rel_path, "doc_id": outcome.doc_id, "doc_type": source.doc_type}
+    if isinstance(outcome, FailedDocument):
+        yield base | {
+            "status": "error",
+            "error_type": outcome.error_type,
+            "error_message": outcome.message,
+        }
+        return
+    for chunk in outcome.chunks:
+        row = base | {
+            "chunk_index": chunk.index,
+            "chunk_count": chunk.count,
+            "page_start": chunk.page_start,
+            "page_end": chunk.page_end,
+            "char_start": chunk.char_start,
+            "char_end": chunk.char_end,
+            "chunk_tokens": chunk.tokens,
+            "status": "ok",
+        }
+        if include_text:
+            row["chunk_text"] = chunk.text
+        yield row
+
+
+def _error(failed: FailedDocument) -> str:
+    return f"{failed.error_type}: {failed.message}"
+
+
+def _shown(source: SourceFile) -> str:
+    return str(source.path)  # escaped by _say
+
+
+def _summary(tally: _Tally, rows: int, out: Path) -> str:
+    ok = tally.documents - tally.failed
+    return (
+        f"documents: {tally.documents} ({ok} ok, {tally.failed} failed), pages: {tally.pages}, "
+        f"chunks: {tally.chunks}, tokens: {tally.tokens:,}, "
+        f"no-text pages: {tally.no_text_pages}, skipped: {tally.skipped}, "
+        f"failed: {tally.failed}\nwrote {rows} rows to {out}"
+    )
+
+
+def _say(message: str) -> None:
+    """One or more lines on stderr; anything from a file name or a file's content that a
+    terminal would interpret (escape sequences, control characters) is shown escaped."""
+    from dscall.documents.discover import printable
+
+    typer.echo("\n".join(printable(line) for line in message.split("\n")), err=True)

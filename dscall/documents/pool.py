@@ -1,0 +1,349 @@
+"""Extraction and chunking off the event loop, in worker processes that can be killed.
+
+Why not ``ProcessPoolExecutor``: it cannot stop one hung task. Here each worker is a
+``multiprocessing.Process`` with its own ``Pipe``, so a file that runs past
+``ExtractSettings.timeout_s`` costs exactly one worker: it is killed, the file becomes an
+``ExtractionTimeout`` row, and the next file gets a fresh worker.
+
+- Start method: forkserver (spawn where there is none), never fork: the parent runs an event
+  loop and threads that a forked child must not inherit. The fork server preloads the
+  extraction libraries, so a new worker is ready in milliseconds after the first.
+- Each worker caps its address space (``RLIMIT_AS`` = ``memory_mb``), ignores SIGINT (Ctrl-C is
+  the parent's to handle) and builds its token counter once. A ``MemoryError`` becomes an
+  ``ExtractionCrashed`` row and that worker retires; a worker that dies (segfault, OOM killer)
+  is noticed through the pipe's EOF, never waited on forever.
+- The per-file clock starts when the file is handed to a ready worker, so start-up time
+  (loading the tokenizer) never counts against a file.
+- A worker retires after ``MAX_FILES_PER_WORKER`` files, so memory stays flat over any
+  number of documents even if a native library leaks a little.
+- Workers start lazily: a run of small text files starts no process at all, because text files
+  under ``INLINE_TEXT_MAX_BYTES`` are read and chunked in the parent (cheaper than the IPC).
+- The parent waits on a worker's pipe with ``loop.add_reader``: no thread, no polling, and the
+  wait is cancellable (cancelling a file kills its worker, the only way to stop it).
+
+``process`` never raises for bad input: every failure is a ``FailedDocument``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import AsyncGenerator, Iterable
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext, SpawnContext
+from multiprocessing.process import BaseProcess
+from types import TracebackType
+from typing import Any
+
+from dscall.chunking import validate_chunk_settings
+from dscall.config import INLINE_TEXT_MAX_BYTES, ChunkSettings, ExtractSettings
+from dscall.documents.pdf import check_backend
+from dscall.documents.worker import READY, process_source, worker_main
+from dscall.tokens import TokenCounter, make_counter
+from dscall.types import ExtractOutcome, FailedDocument, SourceFile
+
+# Loading the exact tokenizer takes about a second; a worker not ready after this is broken.
+_STARTUP_TIMEOUT_S = 120.0
+_STOP_GRACE_S = 2.0
+# Tries to hand a file to a live worker (an idle one may have died meanwhile).
+_SEND_ATTEMPTS = 3
+# A worker retires after this many files: a slow leak in a native library (pdfium, lxml) then
+# costs at most this many files' worth of memory, for one fork every few thousand files.
+MAX_FILES_PER_WORKER = 2000
+# "__main__" (the dscall script) is imported once in the fork server, so that workers, which
+# re-import the parent's main module, find it already loaded instead of importing the CLI anew.
+_PRELOAD = [
+    "__main__",
+    "dscall.documents.worker",
+    "pypdf",
+    "pypdfium2",
+    "docx",
+    "tokenizers",
+]
+_forkserver_configured = False
+
+
+def _context() -> ForkServerContext | SpawnContext:
+    global _forkserver_configured
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    if not _forkserver_configured:
+        context.set_forkserver_preload(_PRELOAD)
+        _forkserver_configured = True
+    return context
+
+
+class _Worker:
+    def __init__(self, process: BaseProcess, conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.files = 0
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.process.kill()
+        self.process.join(_STOP_GRACE_S)
+        self.conn.close()
+
+    def release(self) -> None:
+        """Tell an idle worker to exit, without waiting for it (multiprocessing reaps it)."""
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send(None)
+        self.conn.close()
+
+    def stop(self) -> None:
+        """Wait for a released worker to exit; kill it if it does not."""
+        self.process.join(_STOP_GRACE_S)
+        if self.process.is_alive():
+            self.kill()
+
+    def death(self, memory_mb: int) -> str:
+        """Why the worker's pipe closed, for an ``ExtractionCrashed`` message."""
+        self.process.join(_STOP_GRACE_S)
+        code = self.process.exitcode
+        if code is None:
+            return "the extraction worker stopped answering"
+        if code >= 0:
+            return f"the extraction worker exited with status {code}"
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        # Native code (pdfium, lxml) aborts or faults when an allocation fails under RLIMIT_AS;
+        # SIGKILL is the kernel's OOM killer.
+        return (
+            f"the extraction worker crashed ({name}); out of memory? "
+            f"(limit {memory_mb} MB per worker)"
+        )
+
+
+async def _readable(conn: Connection) -> None:
+    """Wait until ``conn`` has data (or EOF) without blocking the event loop."""
+    if conn.poll():
+        return
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    fd = conn.fileno()
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+
+
+class ExtractionPool:
+    """Turns ``SourceFile`` into ``ChunkedDocument`` or ``FailedDocument``.
+
+    Use as ``async with ExtractionPool(extract, chunk) as pool``; ``workers`` defaults to
+    ``extract.workers``, and 0 there means the number of CPUs.
+    """
+
+    def __init__(
+        self,
+        extract: ExtractSettings | None = None,
+        chunk: ChunkSettings | None = None,
+        *,
+        workers: int | None = None,
+    ) -> None:
+        self._extract = extract or ExtractSettings()
+        self._chunk = chunk or ChunkSettings()
+        check_backend(self._extract.pdf_backend)
+        validate_chunk_settings(self._chunk)
+        self.size = max(1, workers or self._extract.workers or os.cpu_count() or 1)
+        self._slots = asyncio.Semaphore(self.size)
+        self._idle: list[_Worker] = []
+        self._live: set[_Worker] = set()
+        self._counter: TokenCounter | None = None
+        self._closed = False
+        self.workers_started = 0  # for tests and benchmarks: how many processes were started
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (for tests and memory figures)."""
+        return sorted(w.process.pid for w in self._live if w.process.pid is not None)
+
+    @property
+    def counter(self) -> TokenCounter:
+        """The parent's token counter (for inline text files); built on first use."""
+        if self._counter is None:
+            self._counter = make_counter(self._chunk.tokenizer)
+        return self._counter
+
+    async def __aenter__(self) -> ExtractionPool:
+        _ = self.counter  # built now, so a bad --tokenizer fails before any work
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for worker in idle:  # all told first, so that they exit in parallel
+            worker.release()
+        for worker in idle:
+            self._live.discard(worker)
+            worker.stop()
+        for worker in list(self._live):  # still busy: their files were cancelled
+            worker.kill()
+        self._live.clear()
+
+    async def process(self, source: SourceFile) -> ExtractOutcome:
+        if self._closed:
+            raise RuntimeError("ExtractionPool is closed")
+        if source.doc_type in ("txt", "md") and source.size < INLINE_TEXT_MAX_BYTES:
+            return process_source(source, self._extract, self._chunk, self.counter)
+        async with self._slots:
+            for _ in range(_SEND_ATTEMPTS):
+                worker = await self._take_worker()
+                if isinstance(worker, str):
+                    return FailedDocument(source, None, "ExtractionCrashed", worker)
+                try:
+                    outcome, healthy = await self._run(worker, source)
+                except BaseException:  # cancelled mid-file: the worker's state is unknown
+                    self._retire(worker, kill=True)
+                    raise
+                if outcome is not None:
+                    break
+                # The worker had died before the file reached it: not the file's fault.
+                self._retire(worker, kill=True)
+            else:
+                message = "extraction workers keep dying before they get a file"
+                return FailedDocument(source, None, "ExtractionCrashed", message)
+            worker.files += 1
+            if healthy and not self._closed and worker.files < MAX_FILES_PER_WORKER:
+                self._idle.append(worker)
+            else:
+                self._retire(worker, kill=not healthy)
+            return outcome
+
+    async def _take_worker(self) -> _Worker | str:
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.process.is_alive():
+                return worker
+            self._retire(worker, kill=True)  # died while idle (OOM killer?): not this file's fault
+        return await self._start_worker()
+
+    async def _start_worker(self) -> _Worker | str:
+        """A ready worker, or why one could not be started."""
+        context = _context()
+        parent_conn, child_conn = context.Pipe(duplex=True)
+        process = context.Process(
+            target=worker_main,
+            args=(child_conn, self._extract, self._chunk),
+            name="dscall-extract",
+            daemon=True,
+        )
+        worker = _Worker(process, parent_conn)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, process.start)
+        except OSError as exc:
+            parent_conn.close()
+            return f"could not start an extraction worker: {exc}"
+        finally:
+            child_conn.close()  # the child holds its end; EOF now means the child is gone
+        self._live.add(worker)
+        self.workers_started += 1
+        try:
+            await asyncio.wait_for(_readable(parent_conn), _STARTUP_TIMEOUT_S)
+            message = parent_conn.recv()
+        except BaseException as exc:
+            self._retire(worker, kill=True)
+            if isinstance(exc, (asyncio.TimeoutError, EOFError, OSError)):
+                return f"extraction worker failed to start: {self._death(worker)}"
+            raise
+        if message != READY:
+            self._retire(worker, kill=True)
+            return f"extraction worker failed to start: {message}"
+        return worker
+
+    async def _run(self, worker: _Worker, source: SourceFile) -> tuple[ExtractOutcome | None, bool]:
+        """Send one file, wait for its outcome; ``healthy`` says whether to reuse the worker.
+        No outcome: the file could not be sent (the worker was already dead)."""
+        timeout = self._extract.timeout_s
+        try:
+            worker.conn.send(source)
+        except OSError:  # EPIPE: the worker's end is closed
+            return None, False
+        try:
+            await asyncio.wait_for(_readable(worker.conn), timeout)
+        except asyncio.TimeoutError:
+            message = (
+                f"extraction took longer than {timeout:g} s (--extract-timeout); "
+                "its worker was stopped"
+            )
+            return FailedDocument(source, None, "ExtractionTimeout", message), False
+        except OSError:
+            return self._crashed(source, worker), False
+        try:
+            outcome: Any = worker.conn.recv()
+        except (EOFError, OSError):
+            return self._crashed(source, worker), False
+        crashed = isinstance(outcome, FailedDocument) and outcome.error_type == "ExtractionCrashed"
+        return outcome, not crashed
+
+    def _death(self, worker: _Worker) -> str:
+        return worker.death(self._extract.memory_mb)
+
+    def _crashed(self, source: SourceFile, worker: _Worker) -> FailedDocument:
+        return FailedDocument(source, None, "ExtractionCrashed", self._death(worker))
+
+    def _retire(self, worker: _Worker, kill: bool) -> None:
+        self._live.discard(worker)
+        if kill:
+            worker.kill()  # SIGKILL, so the join that follows is immediate
+        else:
+            worker.release()
+
+
+async def extract_in_order(
+    sources: Iterable[SourceFile], pool: ExtractionPool, lookahead: int
+) -> AsyncGenerator[ExtractOutcome, None]:
+    """Outcomes in input order, with up to ``lookahead`` later files already in progress.
+
+    Memory is bounded by ``lookahead`` outcomes whatever the number of files. Leaving the
+    loop early cancels the files in progress.
+    """
+    pending: deque[asyncio.Task[ExtractOutcome]] = deque()
+    iterator = iter(sources)
+    exhausted = False
+
+    def fill(limit: int) -> None:
+        nonlocal exhausted
+        while not exhausted and len(pending) < limit:
+            source = next(iterator, None)
+            if source is None:
+                exhausted = True
+            else:
+                pending.append(asyncio.ensure_future(pool.process(source)))
+
+    try:
+        while True:
+            fill(lookahead + 1)
+            if not pending:
+                return
+            outcome = await pending[0]
+            pending.popleft()
+            fill(lookahead)  # keep the next files going while the caller works on this one
+            yield outcome
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
