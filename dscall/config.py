@@ -75,11 +75,11 @@ BREAKER_FAILURE_RATE = 0.9
 BREAKER_COOLDOWN_S = 5.0
 BREAKER_MAX_COOLDOWN_S = 60.0
 # AIMD concurrency control.
-AIMD_DECREASE_FACTOR = 0.7
+AIMD_DECREASE_FACTOR = 0.5
 AIMD_MIN_CONCURRENCY = 1
 # After a cut, the limit is not cut again until the requests in flight at the cut have finished
 # and at least this long has passed: one burst of 429s is one signal, not fifty.
-AIMD_CUT_INTERVAL_S = 0.5
+AIMD_CUT_INTERVAL_S = 0.1
 # A request waiting on --rpm/--tpm re-reads the bucket at least this often, so that refunds from
 # finished requests (real usage below the estimate) let it go early.
 RATE_LIMIT_RECHECK_S = 1.0

@@ -187,7 +187,9 @@ async def _run(
             rpm=settings.call.rpm,
             tpm=settings.call.tpm,
         )
-        stats.concurrency_limit = limits.concurrency.limit
+        stats.concurrency_limit = stats.concurrency_min = stats.concurrency_max = (
+            limits.concurrency.limit
+        )
         breaker = CircuitBreaker(loop.time, max_outage=settings.call.max_outage_s)
         engine: Engine | None = None
 

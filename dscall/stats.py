@@ -121,7 +121,9 @@ class RunStats:
     chunks_failed: int = 0
     chunks_cached: int = 0  # answered from the cache or by an identical request in flight
     in_flight: int = 0
-    concurrency_limit: int = 0
+    concurrency_limit: int = 0  # the adaptive limit now
+    concurrency_min: int = 0  # lowest and highest the limit went during the run
+    concurrency_max: int = 0
     requests_sent: int = 0  # HTTP attempts, retries included
     retries: int = 0
     throttled: int = 0  # 429s
@@ -190,6 +192,7 @@ class RunStats:
             throughput_chunks_per_s  chunks done / wall time
             requests_per_s           HTTP attempts / wall time
             error_rate               failed rows / rows (0..1)
+            concurrency              {final, min, max} of the adaptive in-flight limit
         """
         lat = self.latency
         latency: dict[str, float | int | None] = {
@@ -231,4 +234,9 @@ class RunStats:
             "throughput_chunks_per_s": round(self.throughput(), 3),
             "requests_per_s": round(self.requests_per_s(), 3),
             "error_rate": round(self.error_rate(), 6),
+            "concurrency": {
+                "final": self.concurrency_limit,
+                "min": self.concurrency_min,
+                "max": self.concurrency_max,
+            },
         }

@@ -252,7 +252,11 @@ class ChunkCaller:
         finally:
             latency_ms = (time.perf_counter() - began) * 1000.0
             stats.in_flight -= 1
-            stats.concurrency_limit = self._limits.concurrency.limit
+            limit = stats.concurrency_limit = self._limits.concurrency.limit
+            if limit < stats.concurrency_min:
+                stats.concurrency_min = limit
+            elif limit > stats.concurrency_max:
+                stats.concurrency_max = limit
             if status is not None:
                 stats.status_counts[status] = stats.status_counts.get(status, 0) + 1
             usage = response.usage if response is not None else None

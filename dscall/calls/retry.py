@@ -116,7 +116,8 @@ def retry_delay(attempt: int, retry_after: float | None, rng: random.Random) -> 
     RETRY_AFTER_JITTER so a throttled crowd spreads out. Without: full jitter,
     uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - 1))).
     """
-    if retry_after is not None and retry_after >= 0:
+    # A hint of 0 ("retry now") in a 429 storm would turn into a hot loop: back off instead.
+    if retry_after is not None and retry_after > 0:
         if retry_after >= RETRY_AFTER_CAP_S:
             return RETRY_AFTER_CAP_S
         stretched = retry_after * (1.0 + rng.uniform(0.0, RETRY_AFTER_JITTER))

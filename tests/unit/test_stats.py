@@ -147,6 +147,7 @@ SUMMARY_KEYS = {
     "throughput_chunks_per_s",
     "requests_per_s",
     "error_rate",
+    "concurrency",
 }
 
 

@@ -184,7 +184,7 @@ class _FixedRng(random.Random):
         # Retry-After: honoured, never shortened, stretched by at most RETRY_AFTER_JITTER
         (1, 3.0, 0.0, 3.0),
         (1, 3.0, 1.0, 3.0 * (1 + RETRY_AFTER_JITTER)),
-        (6, 0.0, 1.0, 0.0),
+        (6, 0.0, 1.0, BACKOFF_BASE_S * 32),  # "retry now" is no excuse for a hot loop
         (1, RETRY_AFTER_CAP_S - 1, 1.0, RETRY_AFTER_CAP_S),  # stretch stops at the cap
         (1, RETRY_AFTER_CAP_S * 10, 0.0, RETRY_AFTER_CAP_S),
         (1, -5.0, 1.0, BACKOFF_BASE_S),  # a negative hint is no hint
