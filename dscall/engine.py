@@ -22,7 +22,7 @@ from typing import Any
 from dscall.budget import Budget
 from dscall.calls.caller import CallOutcome, ChunkCaller, RequestContext, internal_error_outcome
 from dscall.calls.request import RequestBuilder
-from dscall.errors import RunStopped
+from dscall.errors import BudgetExhausted, RunStopped
 from dscall.rows import ReorderBuffer, RowBuilder
 from dscall.stats import RunStats
 from dscall.types import CallRequest, Chunk, ChunkedDocument, ExtractOutcome, FailedDocument
@@ -59,7 +59,11 @@ class Engine:
             if self._feeder is not None and not self._feeder.done():
                 self._feeder.cancel()
 
-    def current_stop(self) -> RunStopped | None:
+    def halts_attempts(self) -> RunStopped | None:
+        """The reason no new attempt may start, if any. Running out of budget stops new
+        dispatch only: requests already dispatched hold a reservation and may go ahead."""
+        if isinstance(self.stop_reason, BudgetExhausted):
+            return None
         return self.stop_reason
 
     def cancel_in_flight(self) -> None:

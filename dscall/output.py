@@ -107,6 +107,21 @@ def temp_path_for(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
 
+def remove_stale_temps(target: Path) -> None:
+    """Delete temporary files left beside ``target`` by runs that were killed (kill -9 gives
+    no chance to clean up); files of a still-running process are left alone."""
+    for temp in target.parent.glob(f".{target.name}.*.tmp"):
+        pid_text = temp.name[len(target.name) + 2 : -len(".tmp")]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            temp.unlink(missing_ok=True)
+        except OSError:  # alive but not ours (EPERM): not stale
+            continue
+
+
 class ParquetRowWriter:
     """Append rows (mappings keyed by column name); ``close()`` publishes the file atomically.
 
@@ -132,6 +147,9 @@ class ParquetRowWriter:
         self._temp = temp_path_for(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():
+                raise UsageError(f"cannot write {path}: it is a folder")
+            remove_stale_temps(path)
             self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
                 str(self._temp), self._schema, compression="zstd"
             )

@@ -131,7 +131,7 @@ class ReorderBuffer:
 
     def __init__(self, sink: Callable[[Row], None], window: int) -> None:
         self._sink = sink
-        self._pending: dict[int, Row] = {}
+        self._pending: dict[int, Row | None] = {}
         self._next = 0
         self._assigned = 0
         self.window = window
@@ -152,27 +152,31 @@ class ReorderBuffer:
             self._room.clear()
             await self._room.wait()
 
-    def put(self, seq: int, row: Row) -> None:
+    def put(self, seq: int, row: Row | None) -> None:
+        """Hand in the row of ``seq`` (None: that chunk ends without a row in this run)."""
         if seq != self._next:
             self._pending[seq] = row
             return
-        self._sink(row)
+        if row is not None:
+            self._sink(row)
         self._next += 1
         pending = self._pending
         while self._next in pending:
-            self._sink(pending.pop(self._next))
+            held = pending.pop(self._next)
+            if held is not None:
+                self._sink(held)
             self._next += 1
         self._room.set()
 
     def skip(self, seq: int) -> None:
         """Give up on a sequence number (its chunk will not finish in this run)."""
-        self._pending[seq] = {}
+        self.put(seq, None)
 
     def drain(self) -> None:
         """Release everything still held, in order, passing over numbers never filled."""
         for seq in sorted(self._pending):
             row = self._pending.pop(seq)
-            if row:
+            if row is not None:
                 self._sink(row)
         self._next = self._assigned
 

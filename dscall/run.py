@@ -194,7 +194,7 @@ async def _run(
         engine: Engine | None = None
 
         def stop_requested() -> RunStopped | None:
-            return engine.stop_reason if engine is not None else None
+            return engine.halts_attempts() if engine is not None else None
 
         caller = ChunkCaller(
             backend,

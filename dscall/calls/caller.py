@@ -208,6 +208,10 @@ class ChunkCaller:
             raise stop
         await self._breaker.before_call()
         await self._limits.acquire(request.estimated_prompt_tokens + (request.max_tokens or 0))
+        stop = self._stop_requested()
+        if stop is not None:  # the run stopped while this request waited for its turn
+            self._limits.concurrency.cancel_slot()
+            raise stop
         stats = self._stats
         stats.in_flight += 1
         stats.requests_sent += 1

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from dscall.calls.request import PromptTemplate
 from dscall.cli import app
 from dscall.config import DEFAULT_PROMPT_TEMPLATE, DEFAULT_SYSTEM_PROMPT
-from dscall.calls.request import PromptTemplate
 from dscall.simulator import SimulatorConfig, SimulatorThread, expected_answer
 
 SENTENCES = [

@@ -32,11 +32,14 @@ def test_every_chunk_is_one_ok_row_with_its_own_answer(
     assert {row["status"] for row in rows} == {"ok"}
     for row in rows:
         assert row["output"] == expected_output(row["chunk_text"])
-        assert row["prompt_tokens"] > 0 and row["model"] == "deepseek-flash"
+        assert row["prompt_tokens"] > 0
+        assert row["model"] == "deepseek-flash"
         if row["cached"]:  # an identical chunk earlier in the run paid for it
-            assert row["attempts"] == 0 and row["cost_usd"] == 0.0
+            assert row["attempts"] == 0
+            assert row["cost_usd"] == 0.0
         else:
-            assert row["attempts"] == 1 and row["cost_usd"] > 0
+            assert row["attempts"] == 1
+            assert row["cost_usd"] > 0
     paid = [row for row in rows if not row["cached"]]
     assert len(paid) == len({row["request_hash"] for row in rows})
     stats = sim.stats()
@@ -112,8 +115,10 @@ def test_summary_json_and_metadata(sim: SimulatorThread, workspace: Workspace) -
     assert data["tokens"]["prompt"] == sum(r["prompt_tokens"] for r in paid)
     assert data["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in rows), abs=1e-6)
     for p in ("p50", "p95", "p99"):
-        assert data["latency_ms"][p] is not None and data["latency_ms"][p] >= 0
-    assert data["exit_code"] == 0 and data["stop_reason"] is None
+        assert data["latency_ms"][p] is not None
+        assert data["latency_ms"][p] >= 0
+    assert data["exit_code"] == 0
+    assert data["stop_reason"] is None
     meta = read_metadata(workspace.out)
     assert meta["run_id"] == data["run_id"] == rows[0]["run_id"]
     assert meta["settings"]["model"] == "deepseek-flash"
@@ -124,7 +129,8 @@ def test_no_text_leaves_the_chunk_text_out(sim: SimulatorThread, workspace: Work
     result = invoke(workspace.args(sim, "--no-text"))
     assert result.exit_code == 0, result.stderr
     schema = pq.read_schema(str(workspace.out))
-    assert "chunk_text" not in schema.names and "output" in schema.names
+    assert "chunk_text" not in schema.names
+    assert "output" in schema.names
 
 
 def test_duplicate_documents_are_called_once(sim: SimulatorThread, workspace: Workspace) -> None:
@@ -160,7 +166,8 @@ def test_streaming_gives_the_same_answers(sim: SimulatorThread, workspace: Works
 def test_dry_run_estimates_and_calls_nothing(sim: SimulatorThread, workspace: Workspace) -> None:
     result = invoke(workspace.args(sim, "--dry-run"))
     assert result.exit_code == 0, result.stderr
-    assert "dry run" in result.stdout and "total" in result.stdout
+    assert "dry run" in result.stdout
+    assert "total" in result.stdout
     assert sim.stats()["requests_received"] == 0
     assert not workspace.out.exists()
 
@@ -209,4 +216,5 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(
 def test_quiet_prints_nothing_on_success(sim: SimulatorThread, workspace: Workspace) -> None:
     result = invoke(workspace.args(sim, "--quiet"))
     assert result.exit_code == 0
-    assert result.stderr == "" and result.stdout == ""
+    assert result.stderr == ""
+    assert result.stdout == ""

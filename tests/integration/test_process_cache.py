@@ -86,9 +86,8 @@ def test_failures_are_not_cached(sim: SimulatorThread, workspace: Workspace) -> 
     result = invoke(workspace.args(sim))
     assert result.exit_code == 1
     rows = read_rows(workspace.out)
-    assert rows and all(
-        r["status"] == "error" and r["error_type"] == "PermanentCallError" for r in rows
-    )
+    assert rows
+    assert all(r["status"] == "error" and r["error_type"] == "PermanentCallError" for r in rows)
     assert sim.stats()["max_attempts_per_body"] == 1  # 400 is never retried
     sim.config.fail = {}
     healed = _run(sim, workspace)

@@ -101,7 +101,8 @@ def test_exhausted_retries_give_an_error_row_and_exit_1(
     rows = read_rows(workspace.out)
     assert_rows_complete(rows)
     failed = [r for r in rows if r["status"] == "error"]
-    assert failed and len(failed) < len(rows)
+    assert failed
+    assert len(failed) < len(rows)
     assert {r["error_type"] for r in failed} == {"HTTPStatusError"}
     assert all("500" in r["error_message"] for r in failed)
     assert sim.stats()["max_attempts_per_body"] == 1
