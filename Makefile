@@ -29,6 +29,11 @@ demo: install
 bench: install
 	$(BIN)/python -m bench
 
+# Known vulnerabilities in the installed dependencies (needs access to PyPI's JSON API / OSV).
+audit: install
+	$(BIN)/python -m pip install --quiet 'pip-audit>=2.7,<3'
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
+
 samples: install
 	$(BIN)/python scripts/make_samples.py
 

@@ -7,6 +7,7 @@ cost is added instead. So the limit holds even with hundreds of requests in flig
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from dscall.errors import BudgetExhausted, UsageError
@@ -53,3 +54,30 @@ class Budget:
 
     def spend(self, cost_usd: float) -> None:
         self.spent_usd += cost_usd
+
+
+class BalanceWatch:
+    """Warns once when the input cost of what was dispatched so far passes the balance the
+    endpoint reported before the run: a 402 is then close, and the user should know early."""
+
+    def __init__(self, balance_usd: float, prices: PriceTable, warn: Callable[[str], None]) -> None:
+        self.balance_usd = balance_usd
+        self.input_usd = 0.0
+        self._prices = prices
+        self._warn = warn
+        self._warned = False
+
+    def add(self, request: CallRequest) -> None:
+        if self._warned:
+            return
+        cost = self._prices.estimate(
+            request.model, request.estimated_prompt_tokens, 0, datetime.now(timezone.utc)
+        )
+        self.input_usd += cost or 0.0
+        if self.input_usd > self.balance_usd:
+            self._warned = True
+            self._warn(
+                f"warning: the prompts dispatched so far are estimated at ${self.input_usd:.4f}, "
+                f"more than the ${self.balance_usd:.4f} balance reported before the run; "
+                "expect the endpoint to answer 402 (insufficient balance) soon"
+            )

@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Callable, Coroutine
 from contextlib import aclosing
 from typing import Any
 
-from dscall.budget import Budget
+from dscall.budget import BalanceWatch, Budget
 from dscall.calls.caller import CallOutcome, ChunkCaller, RequestContext, internal_error_outcome
 from dscall.calls.request import RequestBuilder
 from dscall.errors import BudgetExhausted, RunStopped
@@ -37,6 +37,7 @@ class Engine:
         reorder: ReorderBuffer,
         stats: RunStats,
         budget: Budget | None = None,
+        balance: BalanceWatch | None = None,
         notify: Callable[[str], None] = lambda message: None,
     ) -> None:
         self._caller = caller
@@ -45,6 +46,7 @@ class Engine:
         self._reorder = reorder
         self._stats = stats
         self._budget = budget
+        self._balance = balance
         self._notify = notify
         self._tasks: set[asyncio.Task[None]] = set()
         self._feeder: asyncio.Future[None] | None = None
@@ -129,6 +131,8 @@ class Engine:
                 self._reorder.skip(seq)
                 self.request_stop(exc)
                 return
+        if self._balance is not None:
+            self._balance.add(request)
         leader = self._caller.claim(request)
         self._spawn(self._call(seq, doc, chunk, request, reserved, leader))
 

@@ -21,11 +21,11 @@ from typing import Any
 
 from dscall import __version__
 from dscall.audit import AuditLog, default_caller
-from dscall.budget import Budget
+from dscall.budget import BalanceWatch, Budget
 from dscall.calls.breaker import CircuitBreaker
 from dscall.calls.cache import ResultCache
 from dscall.calls.caller import ChunkCaller
-from dscall.calls.http import HttpBackend
+from dscall.calls.http import EndpointInfo, HttpBackend
 from dscall.calls.limits import CallLimits
 from dscall.calls.request import RequestBuilder
 from dscall.config import (
@@ -145,8 +145,11 @@ async def _run(
         backend = await stack.enter_async_context(
             HttpBackend(api_key, settings.call, pool_size=settings.call.max_concurrency)
         )
+        balance = None
         if settings.preflight:
-            await _preflight(backend, settings, notify)
+            info = await _preflight(backend, settings, notify)
+            if info.balance_usd is not None:
+                balance = BalanceWatch(info.balance_usd, prices, notify)
         cache = None
         if settings.cache.enabled:
             cache = stack.enter_context(
@@ -208,7 +211,7 @@ async def _run(
             stop_requested=stop_requested,
         )
         rows = RowBuilder(run_id, out.include_text, prices, stats)
-        engine = Engine(caller, requests, rows, reorder, stats, budget, notify)
+        engine = Engine(caller, requests, rows, reorder, stats, budget, balance, notify)
         with _signals_stop(engine):
             async with ExtractionPool(settings.extract, settings.chunk) as pool:
                 outcomes = extract_in_order(sources, pool, lookahead=_lookahead(settings))
@@ -241,7 +244,9 @@ async def _counting(
         yield outcome
 
 
-async def _preflight(backend: HttpBackend, settings: ProcessSettings, notify: Notify) -> None:
+async def _preflight(
+    backend: HttpBackend, settings: ProcessSettings, notify: Notify
+) -> EndpointInfo:
     """Ask the endpoint before paying: is it reachable, is the key good, is there money?"""
     info = await backend.endpoint_info()
     model = settings.prompt.model
@@ -255,6 +260,7 @@ async def _preflight(backend: HttpBackend, settings: ProcessSettings, notify: No
         raise InsufficientBalance(f"{backend.host} reports no available balance; top up to go on")
     if info.balance_usd is not None and info.balance_usd <= 0:
         notify(f"warning: {backend.host} reports a balance of ${info.balance_usd:.2f}")
+    return info
 
 
 @contextlib.contextmanager

@@ -152,3 +152,14 @@ def test_budget_stops_dispatch_before_the_limit(
     assert rows
     assert sum(r["cost_usd"] for r in rows) <= 0.004
     assert all(r["status"] == "ok" for r in rows)
+
+
+def test_a_balance_smaller_than_the_prompts_is_announced_early(
+    sim: SimulatorThread, workspace: Workspace
+) -> None:
+    sim.config.balance_tokens = 1  # the simulator reports $0.001 at /user/balance
+    sim.config.latency_ms = 300  # every chunk is dispatched before the first answer
+    result = invoke(workspace.args(sim, "--concurrency", "4", "--max-concurrency", "4"))
+    assert result.exit_code == 3
+    assert "expect the endpoint to answer 402" in result.stderr
+    assert "insufficient balance" in result.stderr
