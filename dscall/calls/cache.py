@@ -23,6 +23,7 @@ the first one is reported through ``on_error``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -225,6 +226,11 @@ class ResultCache:
 
     Synchronous by design: a read is a ~10 µs indexed sqlite lookup and a write one short
     transaction, cheaper than handing either to a thread. Use from one thread (the event loop's).
+
+    Inside a running event loop, answers that arrive in the same loop iteration are committed
+    together, in one transaction, at the end of that iteration (``loop.call_soon``): the
+    transaction's BEGIN/COMMIT is most of a put's cost, and the answers are on disk before the
+    loop does anything else. Outside a loop, ``put`` commits before it returns.
     """
 
     def __init__(
@@ -240,11 +246,12 @@ class ResultCache:
         self.errors = 0  # reads and writes that failed (misses and lost checkpoints)
         self._on_error = on_error
         self._store = _open_store(self.path, namespace, timeout_s)
+        self._pending: dict[str, bytes] = {}  # answers waiting for this iteration's commit
 
     def get(self, request_hash: str) -> CallResponse | None:
         """The stored answer, or None. A corrupt entry is deleted and counts as a miss."""
         try:
-            data = self._store.get(request_hash)
+            data = self._pending.get(request_hash) or self._store.get(request_hash)
         except _UnsafeEntry:
             self._discard(request_hash)
             return None
@@ -260,14 +267,38 @@ class ResultCache:
             return None
 
     def put(self, request_hash: str, response: CallResponse) -> None:
-        """Store ``response`` now (committed before this returns)."""
+        """Store ``response``: committed before this returns, or, inside an event loop, at the
+        end of the current loop iteration together with the other answers of that iteration."""
         data = _encode(response)
         try:
-            self._store.set(request_hash, data)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            try:
+                self._store.set(request_hash, data)
+            except _STORE_ERRORS as exc:
+                self._failed("write", exc)
+            return
+        if not self._pending:
+            loop.call_soon(self.flush)
+        self._pending[request_hash] = data
+
+    def flush(self) -> None:
+        """Commit the answers waiting for the end of this loop iteration, in one transaction."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        store = self._store
+        try:
+            with store.transact():
+                for request_hash, data in pending.items():
+                    store.set(request_hash, data)
         except _STORE_ERRORS as exc:
             self._failed("write", exc)
 
     def __len__(self) -> int:
+        self.flush()
         return len(self._store)
 
     def _discard(self, request_hash: str) -> None:
@@ -288,6 +319,7 @@ class ResultCache:
             )
 
     def close(self) -> None:
+        self.flush()
         self._store.close()
 
     def __enter__(self) -> ResultCache:

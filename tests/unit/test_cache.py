@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -344,3 +345,18 @@ def test_listing_shows_folder_name_for_a_tampered_marker(cache_dir: Path) -> Non
     (opened.path / "namespace.txt").write_text("forged")
     assert list_namespaces(cache_dir) == [opened.path.name]
     assert [s.entries for s in cache_stats(cache_dir)] == [1]
+
+
+async def test_answers_of_one_loop_iteration_commit_together_at_its_end(cache_dir: Path) -> None:
+    writer = ResultCache(cache_dir, "default")
+    reader = ResultCache(cache_dir, "default")  # another connection: sees committed data only
+    try:
+        for i in range(5):
+            writer.put(key(i), RESPONSE)
+        assert writer.get(key(3)) == RESPONSE  # the writer sees its own pending answers
+        assert reader.get(key(3)) is None  # not committed yet: still this iteration
+        await asyncio.sleep(0)  # the iteration ends; the batch commits
+        assert [reader.get(key(i)) for i in range(5)] == [RESPONSE] * 5
+    finally:
+        writer.close()
+        reader.close()
