@@ -1,6 +1,6 @@
 """The common alternative: the official openai SDK's AsyncOpenAI with an asyncio.Semaphore.
 
-    python -m bench.sdk_client BASE_URL N CONCURRENCY
+python -m bench.sdk_client BASE_URL N CONCURRENCY
 """
 
 from __future__ import annotations
@@ -9,8 +9,12 @@ import asyncio
 import json
 import sys
 
-import httpx
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+
+try:  # openai 3.x is built on httpx2; 1.x and 2.x on httpx
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - depends on the installed openai
+    import httpx  # type: ignore[no-redef, import-not-found, unused-ignore]
 
 from bench.corpus import document_text
 
@@ -20,7 +24,9 @@ async def run(base_url: str, total: int, concurrency: int) -> int:
         base_url=base_url,
         api_key="sk-bench",
         max_retries=2,
-        http_client=httpx.AsyncClient(
+        # The SDK's own default client (its timeouts and transport), with a pool as large as
+        # the semaphore so that every coroutine let through gets a connection.
+        http_client=DefaultAsyncHttpxClient(
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         ),
     )
