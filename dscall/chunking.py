@@ -25,6 +25,8 @@ Whitespace is trimmed: a chunk starts and ends on a non-space character, ``text`
 whitespace only. Overlap repeats whole trailing sentences of the previous chunk, as many as fit
 in ``overlap_tokens`` (none when the last sentence alone is larger), and shrinks when the next
 sentence would not fit after it. The budget includes the overlap.
+
+A text too long to hold is chunked window by window with the same rules: ``chunk_windows``.
 """
 
 from __future__ import annotations
@@ -101,12 +103,27 @@ def split_text(
 ) -> list[tuple[int, int, int]]:
     """The chunks of ``text`` as ``(char_start, char_end, tokens)``."""
     validate_chunk_settings(settings)
-    return _Splitter(text, settings, counter).run()
+    return Splitter(text, settings, counter).run()
 
 
-class _Splitter:
-    def __init__(self, text: str, settings: ChunkSettings, counter: TokenCounter) -> None:
+class Splitter:
+    """Chunks one text. With ``final=False`` the text is a window of a longer document, and
+    ``truncated`` says its last sentence may go on past the window's end (the window was not
+    cut at a paragraph break); see ``walk``. Used here and by ``chunk_windows``."""
+
+    def __init__(
+        self,
+        text: str,
+        settings: ChunkSettings,
+        counter: TokenCounter,
+        *,
+        final: bool = True,
+        truncated: bool = False,
+    ) -> None:
         self.text = text
+        self.final = final
+        self.truncated = truncated and not final
+        self.open = False  # the last chunk chosen depended on where the window ends
         self.budget = settings.chunk_tokens
         self.counter = counter
         self.meter: SpanMeter = span_meter(counter, text)
@@ -158,29 +175,50 @@ class _Splitter:
             last_para[-1] = len(ends) - 1
 
     def run(self) -> list[tuple[int, int, int]]:
-        spans: list[tuple[int, int, int]] = []
         if not self.starts:
-            return spans
-        start = self.starts[0]
-        floor = start  # the chunk must end after this: the previous chunk's end
+            return []
+        spans, _ = self.walk(self.starts[0], self.starts[0])
+        return spans
+
+    def walk(self, start: int, floor: int) -> tuple[list[tuple[int, int, int]], tuple[int, int]]:
+        """The chunks from ``start`` (``floor``: the chunk must end after it, the previous
+        chunk's end) up to the end of the text, or, in a window that is not final, up to the
+        first chunk whose choice would change if the window went on: then also the
+        ``(start, floor)`` to resume from in the next window."""
+        spans: list[tuple[int, int, int]] = []
         text_end = self.ends[-1]
         while True:
             end, tokens = self._honest_chunk(start, floor)
+            if not self.final and (self.open or self._next_depends_on_tail(end)):
+                return spans, (start, floor)
             spans.append((start, end, tokens))
             if end >= text_end:
-                return spans
+                return spans, (self._skip_space(end), end)
             resume = self._skip_space(end)
             start = self._overlap_start(spans[-1][0], end, resume)
             floor = max(start, end)
 
+    def _next_depends_on_tail(self, end: int) -> bool:
+        """Whether the overlap after a chunk ending at ``end`` would be sized against the
+        window's truncated last sentence (which may be longer in the document)."""
+        if not self.truncated:
+            return False
+        last = len(self.starts) - 1
+        return self._skip_space(end) >= self.starts[last] and (
+            self.end_at[last] - self.start_at[last] <= self.limit
+        )
+
     def _honest_chunk(self, start: int, floor: int) -> tuple[int, int]:
         """Choose the end; with an inexact meter, count the chunk and shrink it if over."""
         limit = self.limit
+        self.open = False
         end = self._choose_end(start, floor, limit)
         meter = self.meter
         if meter.exact_sums:
             return end, meter.tokens(meter.prefix(end) - meter.prefix(start))
         tokens = self.counter.count(self.text[start:end])
+        # Each shrink depends on the count before it: the window's end mattered if it
+        # mattered to any of them (self.open only ever turns True here).
         while tokens > self.budget and limit > 1:
             limit = max(1, limit - (tokens - self.budget))
             end = self._choose_end(start, floor, limit)
@@ -194,6 +232,7 @@ class _Splitter:
         k = bisect_right(starts, start) - 1  # the sentence holding ``start``
         j = bisect_right(self.end_at, top, k)  # sentences k..j-1 fit, sentence j does not
         if j == len(ends):
+            self.open = True
             return ends[-1]
         latest: dict[int, int] = {}  # level -> the latest boundary of that level that fits
         if j > k and ends[j - 1] > floor:
@@ -204,6 +243,8 @@ class _Splitter:
         # Cut inside sentence j only if it would not fit in a chunk of its own.
         inner_from = max(start, starts[j])
         oversized = inner_from > starts[j] or self.end_at[j] - self.start_at[j] > limit
+        if self.truncated and j == len(ends) - 1 and not oversized:
+            self.open = True  # the whole sentence may not fit, though its start here does
         fit = inner_from
         if oversized or not latest:
             fit = self._fit_end(top, inner_from, ends[j])

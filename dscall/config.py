@@ -19,6 +19,24 @@ DEFAULT_EXTRACT_MEMORY_MB = 2048
 # Text files below this size are read and chunked on the event loop's thread: sending them to
 # a worker process would cost more than the work itself.
 INLINE_TEXT_MAX_BYTES = 256 * 1024
+# Text files from this size on are never held whole: a worker decodes and chunks them in
+# windows of STREAM_WINDOW_CHARS characters and hands back only the chunk boundaries; the
+# chunk texts are read again from the file as they are consumed. Memory then follows the
+# window, not the file.
+STREAM_TEXT_MIN_BYTES = 4 * 1024 * 1024
+STREAM_WINDOW_CHARS = 1024 * 1024
+# Bytes read at a time from a streamed text file; each block's CRC is kept so that a file
+# changed between two reads is noticed instead of yielding text that does not match doc_id.
+STREAM_BLOCK_BYTES = 1024 * 1024
+# A DOCX whose parts would expand to more than this, or a part that expands more than
+# DOCX_MAX_EXPANSION times its compressed size beyond DOCX_BOMB_MIN_BYTES, is refused before
+# it is opened: python-docx reads every part into memory, so a zip bomb would otherwise
+# reach the worker's memory cap (and an XML part that size would not parse within it anyway).
+DOCX_MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
+DOCX_MAX_EXPANSION = 200
+DOCX_BOMB_MIN_BYTES = 32 * 1024 * 1024
+# A document reports at most this many per-page problems; the rest are summed up in one line.
+MAX_PAGE_WARNINGS = 10
 
 # --- chunking ------------------------------------------------------------------------------
 DEFAULT_CHUNK_TOKENS = 2000

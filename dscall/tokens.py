@@ -19,7 +19,7 @@ import functools
 import importlib.util
 import re
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -33,7 +33,7 @@ from dscall.config import (
 from dscall.errors import UsageError
 
 if TYPE_CHECKING:
-    from tokenizers import Tokenizer
+    from tokenizers import Encoding, Tokenizer
 
 # CJK ideographs (with extensions and compatibility forms), kana, hangul, bopomofo, CJK and
 # full-width punctuation. Everything else, whatever its script, counts as "Latin".
@@ -55,6 +55,9 @@ _MILLI = 1000
 # single space between two non-spaces, and at either edge of a run of the characters its
 # pre-tokenizer isolates (CJK ideographs and kana, as written in its tokenizer.json).
 _EXACT_PIECE_CHARS = 4096
+# Pieces encoded in one batch (on every core, in extraction workers): ~256k characters.
+_BATCH_PIECES = 64
+_parallel = False
 _ISOLATED = "\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SAFE_CUT = re.compile(
@@ -157,9 +160,10 @@ class _ExactMeter:
         # An array, not a list: a long document has millions of tokens.
         starts = array("q")
         text = _encodable(text)
-        for pos, end in _pieces(text):
-            offsets = tokenizer.encode(text[pos:end], add_special_tokens=False).offsets
-            starts.extend(pos + start for start, _ in offsets)
+        for group in _groups(_pieces(text)):
+            encodings = _encode(tokenizer, [text[pos:end] for pos, end in group])
+            for (pos, _), encoding in zip(group, encodings, strict=True):
+                starts.extend(pos + start for start, _ in encoding.offsets)
         self._token_starts = starts
 
     def prefix(self, pos: int) -> int:
@@ -201,6 +205,33 @@ def _encodable(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
+def use_parallel_encoding() -> None:
+    """Let the exact tokenizer encode the pieces of a long text on every core (about twice as
+    fast on two). Only for processes that never fork afterwards, i.e. extraction workers:
+    tokenizers turns itself off, with a warning on stderr, in a child forked after its thread
+    pool started, and dscall's own process starts the fork server after counting small files."""
+    global _parallel
+    _parallel = True
+
+
+def _groups(pieces: Iterable[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+    """Pieces in groups of ``_BATCH_PIECES``, so a batch's encodings stay a few MB."""
+    group: list[tuple[int, int]] = []
+    for piece in pieces:
+        group.append(piece)
+        if len(group) == _BATCH_PIECES:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _encode(tokenizer: Tokenizer, pieces: list[str]) -> list[Encoding]:
+    if _parallel and len(pieces) > 1:
+        return list(tokenizer.encode_batch(pieces, add_special_tokens=False))
+    return [tokenizer.encode(piece, add_special_tokens=False) for piece in pieces]
+
+
 def _pieces(text: str) -> Iterator[tuple[int, int]]:
     """``(start, end)`` of consecutive pieces of ``text`` whose token counts add up exactly."""
     pos, size = 0, _EXACT_PIECE_CHARS
@@ -238,11 +269,16 @@ class ExactCounter:
     def count(self, text: str) -> int:
         tokenizer = _load_tokenizer(self.path)
         text = _encodable(text)
-        return sum(
-            len(tokenizer.encode(text[start:end], add_special_tokens=False).ids)
-            for start, end in _pieces(text)
-            if end > start
-        )
+        total = 0
+        for group in _groups(_pieces(text)):
+            pieces = [text[start:end] for start, end in group if end > start]
+            if _parallel and len(pieces) > 1:
+                # No offsets wanted: the fast batch skips computing them.
+                encodings = tokenizer.encode_batch_fast(pieces, add_special_tokens=False)
+            else:
+                encodings = [tokenizer.encode(piece, add_special_tokens=False) for piece in pieces]
+            total += sum(len(encoding.ids) for encoding in encodings)
+        return total
 
     def span_meter(self, text: str) -> SpanMeter:
         return _ExactMeter(text, _load_tokenizer(self.path))

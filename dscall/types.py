@@ -6,6 +6,7 @@ processes, and free of any library type.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -68,7 +69,13 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class ChunkedDocument:
-    """What extraction and chunking hand on for one file that read successfully."""
+    """What extraction and chunking hand on for one file that read successfully.
+
+    ``chunks`` is a tuple, except for a text file too large to hold whole
+    (``config.STREAM_TEXT_MIN_BYTES``): then a ``documents.bigtext.StreamedChunks``, whose
+    length is known at once and whose iteration reads the chunk texts from the file (and
+    raises ``UnreadableFile`` if the file changed meanwhile). Iterate it; do not index it.
+    """
 
     source: SourceFile
     doc_id: str
@@ -76,7 +83,7 @@ class ChunkedDocument:
     char_count: int
     no_text_pages: tuple[int, ...]
     warnings: tuple[str, ...]
-    chunks: tuple[Chunk, ...]
+    chunks: Sequence[Chunk]
 
 
 @dataclass(frozen=True, slots=True)

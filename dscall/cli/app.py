@@ -44,10 +44,14 @@ def _root(
 def fail(message: str, code: int) -> NoReturn:
     """Print a one-line red error on stderr and exit with ``code``."""
     from rich.console import Console
+    from rich.text import Text
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]error:[/] {one_line(message, 2000)}", markup=True
-    )
+    from dscall.progress import escape_controls
+
+    # The message is text, not markup: it may name a file whose name holds "[" or escape
+    # sequences ("[redacted]" too would vanish as an unknown style).
+    shown = Text.assemble(("error:", "bold red"), " ", escape_controls(one_line(message, 2000)))
+    Console(stderr=True, highlight=False, soft_wrap=True).print(shown)
     raise typer.Exit(code)
 
 

@@ -20,16 +20,21 @@ Layout of the text:
   headers before the body and footers after it. Footnotes, endnotes and comments are not read.
 
 A legacy ``.doc`` or password-protected Word file (both OLE2 containers), a file that is not a
-ZIP, and broken XML each raise a ``DocumentError`` with a one-line reason.
+ZIP, a zip bomb (checked on the declared sizes before anything is inflated) and broken XML each
+raise a ``DocumentError`` with a one-line reason. lxml itself refuses the XML bombs: entity
+expansion past its amplification limit ("billion laughs") and nesting deeper than 256 elements
+(so tables nest about 80 deep at most) are parse errors, hence "broken XML".
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from dscall.config import DOCX_BOMB_MIN_BYTES, DOCX_MAX_EXPANSION, DOCX_MAX_UNCOMPRESSED_BYTES
 from dscall.documents.text import describe_content, normalise
 from dscall.errors import CorruptDocument, EncryptedDocument, UnsupportedFormat
 
@@ -61,6 +66,7 @@ def extract_docx(data: bytes, headers_footers: bool = False) -> str:
         raise _ole2_error(data)
     if not data.startswith(_ZIP_MAGIC):
         raise CorruptDocument(f"not a DOCX: not a ZIP archive ({describe_content(data)})")
+    _check_expansion(data)
     document = _open(data)
     body = list(_blocks(document.element.body))
     if not headers_footers:
@@ -83,6 +89,30 @@ def _ole2_error(data: bytes) -> Exception:
     return UnsupportedFormat("legacy .doc or password-protected Word file (OLE2 container)")
 
 
+def _check_expansion(data: bytes) -> None:
+    """Refuse a zip bomb before python-docx reads every part into memory. The sizes checked
+    are the declared ones, and they bind: zipfile never inflates a member past its declared
+    size (it fails the CRC instead)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # _open reports it, with its reason
+    total = sum(member.file_size for member in members)
+    if total > DOCX_MAX_UNCOMPRESSED_BYTES:
+        raise CorruptDocument(
+            f"the DOCX would expand to {total / 2**20:,.0f} MB "
+            f"(dscall reads up to {DOCX_MAX_UNCOMPRESSED_BYTES / 2**20:,.0f} MB): a zip bomb?"
+        )
+    for member in members:
+        ratio = member.file_size / max(1, member.compress_size)
+        if member.file_size > DOCX_BOMB_MIN_BYTES and ratio > DOCX_MAX_EXPANSION:
+            raise CorruptDocument(
+                f"zip bomb: {member.filename!r} in the DOCX expands {ratio:,.0f}-fold "
+                f"to {member.file_size / 2**20:,.0f} MB"
+            )
+
+
 def _open(data: bytes) -> Any:
     import docx
 
@@ -96,7 +126,11 @@ def _open(data: bytes) -> Any:
         missing = str(exc).split("named", 1)[-1].split("in the archive")[0].strip(" '\"")
         raise CorruptDocument(f"a ZIP archive but not a complete DOCX: no {missing}") from exc
     except ValueError as exc:  # "file '...' is not a Word file, content type is '...'"
+        if "content type is" not in str(exc):  # e.g. zipfile's "negative seek value"
+            raise CorruptDocument(f"damaged or truncated DOCX: {exc}") from exc
         raise CorruptDocument(_not_word(str(exc))) from exc
+    except zlib.error as exc:
+        raise CorruptDocument(f"damaged DOCX: a compressed part is corrupt ({exc})") from exc
     except Exception as exc:  # python-docx/lxml/zipfile have more failure types than listed
         raise CorruptDocument(f"unreadable DOCX ({type(exc).__name__}: {exc})") from exc
 

@@ -16,6 +16,8 @@ import errno
 import hashlib
 import os
 import stat
+from pathlib import Path
+from typing import BinaryIO
 
 from dscall.config import ExtractSettings
 from dscall.documents.docx import extract_docx
@@ -37,19 +39,29 @@ def doc_id_of(data: bytes) -> str:
 
 def read_source(source: SourceFile) -> bytes:
     """The file's bytes. Raises ``UnreadableFile``."""
+    with open_source(source.path) as handle:
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise UnreadableFile(os_reason(exc)) from exc
+
+
+def open_source(path: Path) -> BinaryIO:
+    """The file at ``path`` opened for reading, unbuffered. Raises ``UnreadableFile``."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(source.path, flags)
+        fd = os.open(path, flags)
     except OSError as exc:
         raise UnreadableFile(os_reason(exc)) from exc
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
             raise UnreadableFile("not a regular file (a folder, FIFO, socket or device)")
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise UnreadableFile(os_reason(exc)) from exc
+        return os.fdopen(fd, "rb", buffering=0)
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, OSError):
+            raise UnreadableFile(os_reason(exc)) from exc
+        raise
 
 
 def os_reason(exc: OSError) -> str:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
-from dscall.config import PdfBackendChoice
+from dscall.config import MAX_PAGE_WARNINGS, PdfBackendChoice
 from dscall.documents.text import describe_content, normalise
 from dscall.errors import CorruptDocument, EncryptedDocument, UsageError
 
@@ -97,6 +97,10 @@ def extract_pdf(data: bytes, backend: PdfBackendChoice = "auto") -> PdfText:
 def _finish(pages: list[str], failed: set[int], notes: list[str], truncated: bool) -> PdfText:
     texts = tuple(_clean(page) for page in pages)
     no_text = tuple(i + 1 for i, page in enumerate(texts) if not page and i not in failed)
+    if len(notes) > MAX_PAGE_WARNINGS:
+        # A damaged file can fail on every one of a million pages: one line says it as well.
+        rest = len(notes) - MAX_PAGE_WARNINGS + 1
+        notes[MAX_PAGE_WARNINGS - 1 :] = [f"and {rest:,} more unreadable pages"]
     if truncated:
         notes.insert(0, "no %%EOF marker at the end: the file may be truncated, text incomplete")
     return PdfText(texts, no_text, tuple(notes))

@@ -13,7 +13,9 @@ Why not ``ProcessPoolExecutor``: it cannot stop one hung task. Here each worker 
   ``ExtractionCrashed`` row and that worker retires; a worker that dies (segfault, OOM killer)
   is noticed through the pipe's EOF, never waited on forever.
 - The per-file clock starts when the file is handed to a ready worker, so start-up time
-  (loading the tokenizer) never counts against a file.
+  (loading the tokenizer) never counts against a file. A streamed text file (``bigtext``)
+  reports progress as it goes, and each report restarts the clock: the limit stops a file
+  that is stuck, not one that is merely large.
 - A worker retires after ``MAX_FILES_PER_WORKER`` files, so memory stays flat over any
   number of documents even if a native library leaks a little.
 - Workers start lazily: a run of small text files starts no process at all, because text files
@@ -42,7 +44,7 @@ from typing import Any
 from dscall.chunking import validate_chunk_settings
 from dscall.config import INLINE_TEXT_MAX_BYTES, ChunkSettings, ExtractSettings
 from dscall.documents.pdf import check_backend
-from dscall.documents.worker import READY, process_source, worker_main
+from dscall.documents.worker import PROGRESS, READY, process_source, worker_main
 from dscall.tokens import TokenCounter, make_counter
 from dscall.types import ExtractOutcome, FailedDocument, SourceFile
 
@@ -166,6 +168,7 @@ class ExtractionPool:
         self._counter: TokenCounter | None = None
         self._closed = False
         self.workers_started = 0  # for tests and benchmarks: how many processes were started
+        self.progress_reports = 0  # for tests: signs of life from streamed files
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for tests and memory figures)."""
@@ -281,20 +284,28 @@ class ExtractionPool:
             worker.conn.send(source)
         except OSError:  # EPIPE: the worker's end is closed
             return None, False
-        try:
-            await asyncio.wait_for(_readable(worker.conn), timeout)
-        except asyncio.TimeoutError:
-            message = (
-                f"extraction took longer than {timeout:g} s (--extract-timeout); "
-                "its worker was stopped"
-            )
-            return FailedDocument(source, None, "ExtractionTimeout", message), False
-        except OSError:
-            return self._crashed(source, worker), False
-        try:
-            outcome: Any = worker.conn.recv()
-        except (EOFError, OSError):
-            return self._crashed(source, worker), False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        stalled = ""
+        while True:
+            try:
+                await asyncio.wait_for(_readable(worker.conn), max(0.0, deadline - loop.time()))
+                outcome: Any = worker.conn.recv()
+            except asyncio.TimeoutError:
+                message = (
+                    f"extraction took longer than {timeout:g} s (--extract-timeout)"
+                    f"{stalled}; its worker was stopped"
+                )
+                return FailedDocument(source, None, "ExtractionTimeout", message), False
+            except (EOFError, OSError):
+                return self._crashed(source, worker), False
+            if not (isinstance(outcome, str) and outcome == PROGRESS):
+                break
+            # A streamed text file reports each stretch of work done: the limit is for a
+            # file that is stuck, not for one that is merely large.
+            deadline = loop.time() + timeout
+            stalled = " without progress"
+            self.progress_reports += 1
         crashed = isinstance(outcome, FailedDocument) and outcome.error_type == "ExtractionCrashed"
         return outcome, not crashed
 

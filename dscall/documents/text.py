@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF8, "utf-8-sig"),
@@ -115,8 +117,12 @@ def _looks_like_gb(data: bytes) -> bool:
         data.decode("gb18030")
     except UnicodeDecodeError:
         return False
+    return _reads_like_gb2312(data[:_GB_SAMPLE_BYTES])
+
+
+def _reads_like_gb2312(data: bytes) -> bool:
     pairs = in_range = 0
-    i, n = 0, min(len(data), _GB_SAMPLE_BYTES)
+    i, n = 0, len(data)
     while i < n:
         lead = data[i]
         if lead < 0x80:
@@ -133,13 +139,116 @@ def _looks_like_gb(data: bytes) -> bool:
     return pairs > 0 and in_range / pairs >= _GB2312_MIN_SHARE
 
 
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """How to decode a text file: the codec and error mode, and the name reported."""
+
+    codec: str
+    errors: str
+    name: str
+
+    def decoder(self) -> codecs.IncrementalDecoder:
+        return codecs.getincrementaldecoder(self.codec)(self.errors)
+
+
+class EncodingSniffer:
+    """``_decode``'s choice of encoding for a file read block by block, never held whole.
+
+    ``feed`` every block of one read of the file, then ``choose``: the rare encodings that need
+    the whole file to be tried (BOM-less UTF-16, GB18030, cp1252) are checked in further reads
+    through ``reread``, one decoder's state at a time.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._head = bytearray()  # the first _GB_SAMPLE_BYTES, for the BOM and the GB test
+        self._nuls = [0, 0]  # NUL bytes at even and at odd offsets
+        self._utf8: codecs.IncrementalDecoder | None = codecs.getincrementaldecoder("utf-8")()
+
+    def feed(self, block: bytes) -> None:
+        if len(self._head) < _GB_SAMPLE_BYTES:
+            self._head += block[: _GB_SAMPLE_BYTES - len(self._head)]
+        first = self.size % 2  # parity of this block's first byte in the file
+        self._nuls[first] += block[0::2].count(0)
+        self._nuls[1 - first] += block[1::2].count(0)
+        self.size += len(block)
+        if self._utf8 is not None:
+            try:
+                self._utf8.decode(block)
+            except UnicodeDecodeError:
+                self._utf8 = None
+
+    def choose(self, reread: Callable[[], Iterable[bytes]]) -> Encoding:
+        head = bytes(self._head)
+        for bom, codec in _BOMS:
+            if head.startswith(bom):
+                return Encoding(codec, "replace", codec.replace("-sig", ""))
+        utf16 = self._utf16()
+        if utf16 is not None and _decodes(utf16, reread()):
+            return Encoding(utf16, "strict", utf16)
+        if self._utf8 is not None and _decodes("utf-8", [], self._utf8):
+            return Encoding("utf-8", "strict", "utf-8")
+        if _decodes("gb18030", reread()) and _reads_like_gb2312(head):
+            return Encoding("gb18030", "strict", "gb18030")
+        if _decodes("cp1252", reread()):
+            return Encoding("cp1252", "strict", "cp1252")
+        return Encoding("latin-1", "strict", "latin-1")
+
+    def _utf16(self) -> str | None:
+        if self.size < 4 or self.size % 2:
+            return None
+        half = self.size // 2
+        even_nuls, odd_nuls = self._nuls[0] / half, self._nuls[1] / half
+        if odd_nuls >= _UTF16_NUL_SHARE and even_nuls < odd_nuls / 4:
+            return "utf-16-le"
+        if even_nuls >= _UTF16_NUL_SHARE and odd_nuls < even_nuls / 4:
+            return "utf-16-be"
+        return None
+
+
+def _decodes(
+    codec: str, blocks: Iterable[bytes], decoder: codecs.IncrementalDecoder | None = None
+) -> bool:
+    """Whether the concatenation of ``blocks`` decodes strictly (``decoder``: one already fed
+    the blocks before)."""
+    decoder = decoder or codecs.getincrementaldecoder(codec)()
+    try:
+        for block in blocks:
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def decode_stream(blocks: Iterable[bytes], encoding: Encoding) -> Iterator[str]:
+    """The normalised text of a file read block by block: the same characters, in pieces,
+    that ``decode_text`` gives for the whole file."""
+    decoder = encoding.decoder()
+    carry = ""  # a trailing \r, held back in case the next piece starts with \n
+    for block in blocks:
+        piece = carry + decoder.decode(block)
+        carry = ""
+        if piece.endswith("\r"):
+            piece, carry = piece[:-1], "\r"
+        if piece:
+            yield normalise(piece)
+    piece = carry + decoder.decode(b"", final=True)
+    if piece:
+        yield normalise(piece)
+
+
 def extract_text(data: bytes) -> tuple[str, tuple[str, ...]]:
     """Text of a .txt/.md file and the warnings worth telling the user (a legacy encoding)."""
     text, encoding = decode_text(data)
-    warnings: tuple[str, ...] = ()
-    if encoding not in ("utf-8", "utf-16", "utf-32"):
-        warnings = (f"not UTF-8: decoded as {encoding}",)
-    return text, warnings
+    return text, encoding_warnings(encoding)
+
+
+def encoding_warnings(encoding: str) -> tuple[str, ...]:
+    """What to tell the user about a text file's encoding: a legacy one is worth a word."""
+    if encoding in ("utf-8", "utf-16", "utf-32"):
+        return ()
+    return (f"not UTF-8: decoded as {encoding}",)
 
 
 def describe_content(data: bytes) -> str:

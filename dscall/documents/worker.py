@@ -16,28 +16,48 @@ import os
 import select
 import signal
 import threading
+import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 from dscall.chunking import chunk_document
-from dscall.config import ChunkSettings, ExtractSettings
-from dscall.documents.extract import doc_id_of, extract_bytes, read_source
+from dscall.config import STREAM_TEXT_MIN_BYTES, ChunkSettings, ExtractSettings
+from dscall.documents.bigtext import chunk_text_file, scan_text_file, streamed
+from dscall.documents.extract import doc_id_of, extract_bytes, open_source, os_reason
 from dscall.errors import DocumentError, one_line
-from dscall.tokens import TokenCounter, make_counter
+from dscall.tokens import TokenCounter, make_counter, use_parallel_encoding
 from dscall.types import ChunkedDocument, ExtractOutcome, FailedDocument, SourceFile
 
 READY = "ready"
+# Sent by a busy worker while a streamed file makes headway: the parent restarts its clock.
+PROGRESS = "progress"
 # How often a busy worker's watchdog checks that dscall is still there.
 _WATCH_INTERVAL_S = 1.0
+_PROGRESS_INTERVAL_S = 0.25
 
 
 def process_source(
-    source: SourceFile, extract: ExtractSettings, chunk: ChunkSettings, counter: TokenCounter
+    source: SourceFile,
+    extract: ExtractSettings,
+    chunk: ChunkSettings,
+    counter: TokenCounter,
+    progress: Callable[[], None] | None = None,
 ) -> ExtractOutcome:
-    """Extract and chunk one file; every failure becomes a ``FailedDocument``."""
+    """Extract and chunk one file; every failure becomes a ``FailedDocument``.
+
+    A text file of ``STREAM_TEXT_MIN_BYTES`` or more is streamed (see ``bigtext``), calling
+    ``progress`` after each block read and each window chunked.
+    """
     doc_id = None
     stage = "reading"
     try:
-        data = read_source(source)
+        with open_source(source.path) as handle:
+            if source.doc_type in ("txt", "md") and streamed(handle, STREAM_TEXT_MIN_BYTES):
+                scan = scan_text_file(handle, source.path, progress)
+                doc_id = scan.doc_id
+                stage = "chunking"
+                return chunk_text_file(handle, source, scan, chunk, counter, progress)
+            data = handle.read()
         doc_id = doc_id_of(data)
         document = extract_bytes(source, data, doc_id, extract)
         del data
@@ -49,6 +69,8 @@ def process_source(
         return FailedDocument(source, doc_id, "ExtractionCrashed", _out_of_memory(extract))
     except RecursionError:
         return FailedDocument(source, doc_id, "CorruptDocument", "structure nested too deeply")
+    except OSError as exc:  # a read failing half-way (I/O error, file vanished from NFS)
+        return FailedDocument(source, doc_id, "UnreadableFile", os_reason(exc))
     except Exception as exc:  # a library failing in a way it does not document, or a bug
         error_type = "CorruptDocument" if stage == "reading" else "ExtractionCrashed"
         message = one_line(f"unexpected error while {stage} ({type(exc).__name__}: {exc})")
@@ -68,6 +90,7 @@ def worker_main(conn: Connection, extract: ExtractSettings, chunk: ChunkSettings
     """A worker's life: limit itself, say ready, then one file in, one outcome out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_memory(extract.memory_mb)
+    use_parallel_encoding()  # a worker never forks: safe to let the tokenizer use every core
     try:
         counter = make_counter(chunk.tokenizer)
         counter.count("warm up")  # loads the exact tokenizer now, not on the first file's clock
@@ -88,7 +111,7 @@ def worker_main(conn: Connection, extract: ExtractSettings, chunk: ChunkSettings
         if source is None:
             return
         watch.busy()
-        outcome = process_source(source, extract, chunk, counter)
+        outcome = process_source(source, extract, chunk, counter, _reporter(conn))
         watch.idle()
         try:
             conn.send(outcome)
@@ -99,6 +122,21 @@ def worker_main(conn: Connection, extract: ExtractSettings, chunk: ChunkSettings
             return
         if isinstance(outcome, FailedDocument) and outcome.error_type == "ExtractionCrashed":
             return  # after running out of memory, a fresh process is the safe next step
+
+
+def _reporter(conn: Connection) -> Callable[[], None]:
+    """``progress`` for ``process_source``: one message a second at most, so that a file
+    read in many blocks does not flood the pipe (the parent only needs a sign of life)."""
+    last = time.monotonic()
+
+    def report() -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= _PROGRESS_INTERVAL_S:
+            last = now
+            conn.send(PROGRESS)
+
+    return report
 
 
 class _ParentWatch:

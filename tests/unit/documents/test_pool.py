@@ -142,12 +142,13 @@ async def test_timeout_kills_the_worker_and_the_next_file_gets_a_fresh_one(
 async def test_memory_cap_turns_an_allocation_failure_into_an_error_row(
     tmp_path: Path, report_pdf: SourceFile
 ) -> None:
-    huge = tmp_path / "huge.txt"
+    # A PDF is read whole (a text file this large would be streamed in windows instead).
+    huge = tmp_path / "huge.pdf"
     with open(huge, "wb") as handle:  # sparse: 3 GB on paper, nothing on disk
         handle.truncate(3 * 1024**3)
     settings = ExtractSettings(memory_mb=768)
     async with ExtractionPool(settings, ESTIMATE, workers=1) as pool:
-        outcome = _failed(await pool.process(_source(huge, "txt")))
+        outcome = _failed(await pool.process(_source(huge, "pdf")))
         assert outcome.error_type == "ExtractionCrashed"
         assert "out of memory" in outcome.message
         assert "768 MB" in outcome.message
