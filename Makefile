@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint demo bench soak audit clean samples
+.PHONY: install test lint demo bench soak huge audit clean samples
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "dscall needs Python 3.10+"'
@@ -28,6 +28,14 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# 20,000 chunks against the simulator with every fault on at once (~4 min): rows lost must be 0.
+soak: install
+	$(BIN)/python -m bench.bench_soak
+
+# Huge and hostile inputs: 200 MB text, a 2,000-page PDF, 100,000 tiny files, fuzzed documents.
+huge: install
+	$(BIN)/python -m bench.bench_huge
 
 # Known vulnerabilities in the installed dependencies (needs access to PyPI's JSON API / OSV).
 audit: install
