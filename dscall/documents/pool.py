@@ -44,7 +44,7 @@ from typing import Any
 from dscall.chunking import validate_chunk_settings
 from dscall.config import INLINE_TEXT_MAX_BYTES, ChunkSettings, ExtractSettings
 from dscall.documents.pdf import check_backend
-from dscall.documents.worker import PROGRESS, READY, process_source, worker_main
+from dscall.documents.worker import PROGRESS, READY, RECEIVED, process_source, worker_main
 from dscall.tokens import TokenCounter, make_counter
 from dscall.types import ExtractOutcome, FailedDocument, SourceFile
 
@@ -237,7 +237,9 @@ class ExtractionPool:
     async def _take_worker(self) -> _Worker | str:
         while self._idle:
             worker = self._idle.pop()
-            if worker.process.is_alive():
+            # An idle worker says nothing: a readable pipe is its EOF. That shows a death
+            # before is_alive() does (the fork server reports exit codes a little later).
+            if worker.process.is_alive() and not worker.conn.poll(0):
                 return worker
             self._retire(worker, kill=True)  # died while idle (OOM killer?): not this file's fault
         return await self._start_worker()
@@ -287,6 +289,7 @@ class ExtractionPool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         stalled = ""
+        delivered = False
         while True:
             try:
                 await asyncio.wait_for(_readable(worker.conn), max(0.0, deadline - loop.time()))
@@ -298,7 +301,12 @@ class ExtractionPool:
                 )
                 return FailedDocument(source, None, "ExtractionTimeout", message), False
             except (EOFError, OSError):
+                if not delivered:  # died before the file reached it (a dying idle worker's
+                    return None, False  # pipe can still take a write)
                 return self._crashed(source, worker), False
+            if isinstance(outcome, str) and outcome == RECEIVED:
+                delivered = True
+                continue
             if not (isinstance(outcome, str) and outcome == PROGRESS):
                 break
             # A streamed text file reports each stretch of work done: the limit is for a

@@ -29,6 +29,9 @@ from dscall.tokens import TokenCounter, make_counter, use_parallel_encoding
 from dscall.types import ChunkedDocument, ExtractOutcome, FailedDocument, SourceFile
 
 READY = "ready"
+# Sent as soon as a file arrives: a pipe that closes before it means the worker died before
+# the file reached it (not the file's fault: the parent hands it to another worker).
+RECEIVED = "received"
 # Sent by a busy worker while a streamed file makes headway: the parent restarts its clock.
 PROGRESS = "progress"
 # How often a busy worker's watchdog checks that dscall is still there.
@@ -109,6 +112,10 @@ def worker_main(conn: Connection, extract: ExtractSettings, chunk: ChunkSettings
         except (EOFError, OSError):  # the parent is gone
             return
         if source is None:
+            return
+        try:
+            conn.send(RECEIVED)
+        except OSError:
             return
         watch.busy()
         outcome = process_source(source, extract, chunk, counter, _reporter(conn))

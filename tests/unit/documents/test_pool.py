@@ -231,9 +231,11 @@ async def test_a_worker_that_died_while_idle_does_not_fail_the_next_file(
         await pool.process(report_pdf)
         (pid,) = pool.worker_pids()
         os.kill(pid, signal.SIGKILL)
-        for _ in range(500):  # until the kernel has it down
+        for _ in range(1000):  # until the kernel has it down
             if _dead(pid):
                 break
             await asyncio.sleep(0.01)
+        else:
+            pytest.fail(f"worker {pid} still alive 10 s after SIGKILL")
         assert _ok(await pool.process(report_pdf)).page_count == 3
         assert pool.workers_started == 2
