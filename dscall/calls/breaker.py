@@ -4,7 +4,13 @@
     open ──(cooldown passed; one caller becomes the probe)──> half_open
     half_open ──probe ok──> closed (waiters released)
     half_open ──probe failed──> open, cooldown doubled (capped)
-    not closed for longer than max_outage ──> every before_call() raises EndpointDown
+    a probe sent at the max_outage deadline (or later) failed ──> every before_call() raises
+                                                                EndpointDown
+
+The next probe is never scheduled after the deadline (open_since + max_outage): the cooldown is
+cut to the time left, so an endpoint that came back before the deadline is always found, and
+the run gives up only once a probe sent at the deadline has failed too. Past the deadline the
+waiters wait for that last probe's outcome (its attempt has its own wall-clock deadline).
 
 Only failures that say "the endpoint is unhealthy" are recorded (transport errors, timeouts,
 5xx, empty or malformed bodies); the caller decides which. A 429 is a limits matter, not a
@@ -92,11 +98,20 @@ class CircuitBreaker:
         if self._state != "closed":
             await self._admit()
 
+    def may_send(self) -> bool:
+        """Whether the calling task may put a request on the wire now: the breaker is closed,
+        or this task is the half-open probe. A request that passed ``before_call`` and then
+        waited (for a concurrency slot, say) checks again with this before it is sent."""
+        return self._state == "closed" or self._probe is asyncio.current_task()
+
     async def _admit(self) -> None:
         task = asyncio.current_task()
         while self._state != "closed":
+            if self._down is not None:
+                # A fresh exception per caller: one instance raised in many tasks would
+                # collect all their tracebacks.
+                raise EndpointDown(self._down)
             now = self._clock()
-            self._check_outage(now)
             if self._probe is not None and self._probe is task:
                 return  # the probe retrying (after a 429, say) stays the probe
             if self._state == "open" and now >= self._retry_at:
@@ -124,7 +139,11 @@ class CircuitBreaker:
             ):
                 self._open(self._clock(), self._base_cooldown)
         elif self._state == "half_open" and self._probe is asyncio.current_task():
-            self._open(self._clock(), min(self._cooldown * 2, self._max_cooldown))
+            now = self._clock()
+            if self._open_since is not None and now >= self._open_since + self._max_outage:
+                self._give_up(now)
+            else:
+                self._open(now, min(self._cooldown * 2, self._max_cooldown))
         # Other failures while open come from requests sent before it opened: already counted.
 
     def _push(self, failed: int) -> None:
@@ -142,7 +161,8 @@ class CircuitBreaker:
         if self._open_since is None:
             self._open_since = now
         self._cooldown = cooldown
-        self._retry_at = now + cooldown
+        # Never later than the deadline: the last probe goes out at it, not after it.
+        self._retry_at = min(now + cooldown, self._open_since + self._max_outage)
         self._notify()
 
     def _close(self) -> None:
@@ -169,30 +189,27 @@ class CircuitBreaker:
             self._changed.set_result(None)
         self._changed = None
 
-    def _check_outage(self, now: float) -> None:
-        # A fresh exception per caller: one instance raised in many tasks would collect all
-        # their tracebacks.
-        if self._down is not None:
-            raise EndpointDown(self._down)
-        if self._open_since is not None and now - self._open_since >= self._max_outage:
-            self._down = (
-                f"the endpoint has been failing for {now - self._open_since:.0f} s "
-                f"(last error: {self._last_kind}); giving up after --max-outage "
-                f"{self._max_outage:.0f} s"
-            )
-            self._notify()
-            raise EndpointDown(self._down)
+    def _give_up(self, now: float) -> None:
+        assert self._open_since is not None
+        self._state = "open"
+        self._probe = None
+        self._down = (
+            f"the endpoint has been failing for {now - self._open_since:.0f} s "
+            f"(last error: {self._last_kind}); giving up after --max-outage "
+            f"{self._max_outage:.0f} s"
+        )
+        self._notify()
 
     async def _wait(self, now: float) -> None:
-        """Sleep until the cooldown ends, the outage deadline passes or the state changes."""
-        assert self._open_since is not None
-        deadline = self._open_since + self._max_outage
-        if self._state == "open":
-            deadline = min(deadline, self._retry_at)
+        """Sleep until the cooldown ends (while open) or the state changes: the probe's
+        outcome, or its task ending without one, is a change."""
         if self._changed is None:
             self._changed = asyncio.get_running_loop().create_future()
         changed = self._changed
-        timer = asyncio.ensure_future(self._sleep(max(0.0, deadline - now)))
+        if self._state != "open":
+            await asyncio.shield(changed)  # shared by every waiter: one cancel must not spoil it
+            return
+        timer = asyncio.ensure_future(self._sleep(max(0.0, self._retry_at - now)))
         try:
             await asyncio.wait((changed, timer), return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -157,11 +157,6 @@ def test_an_outage_shorter_than_max_outage_loses_nothing(
     assert stats["responses_by_status"]["503"] >= BREAKER_CONSECUTIVE_FAILURES
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an open breaker gives up at --max-outage without a last probe when its next "
-    "probe (5 s cooldown, doubling) falls after the deadline (dscall/calls/breaker.py)",
-)
 def test_an_endpoint_back_before_max_outage_is_probed_before_giving_up(
     sim: SimulatorThread, few_corpus: Corpus, tmp_path: Path
 ) -> None:

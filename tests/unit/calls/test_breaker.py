@@ -268,6 +268,8 @@ async def test_success_after_giving_up_recovers(fake_time: FakeTime) -> None:
     breaker = _breaker(fake_time, max_outage=10.0)
     _feed(breaker, "FFF")
     fake_time.now = 11.0
+    await breaker.before_call()  # nobody probed at the deadline: this caller is the last probe
+    breaker.record_failure("HTTPStatusError")
     with pytest.raises(EndpointDown):
         await breaker.before_call()
     breaker.record_success()
@@ -289,3 +291,96 @@ async def test_cancelled_waiter_leaves_breaker_usable(fake_time: FakeTime) -> No
     await task
     assert log == [("probe", 5.0)]
     assert _state(breaker) == "closed"
+
+
+async def test_last_probe_is_at_the_deadline_not_after_it(fake_time: FakeTime) -> None:
+    # cooldown 5 then 10: the second probe would be at 15, after the deadline (12).
+    breaker = _breaker(fake_time, max_outage=12.0)
+    _feed(breaker, "FFF")
+    probe_times: list[float] = []
+    for _ in range(2):
+        log: list[tuple[str, float]] = []
+        task = asyncio.create_task(_call(breaker, log, "p", fake_time, False))
+        while not task.done():
+            await fake_time.advance(0.5)
+        if log:
+            probe_times.append(log[0][1])
+        if task.exception() is not None:
+            break
+    assert probe_times == [5.0, 12.0]
+    with pytest.raises(EndpointDown) as info:
+        await breaker.before_call()  # the probe at the deadline failed: now it gives up
+    assert "failing for 12 s" in str(info.value)
+
+
+async def test_endpoint_back_before_the_deadline_is_found_by_the_last_probe(
+    fake_time: FakeTime,
+) -> None:
+    breaker = _breaker(fake_time, max_outage=3.0)  # shorter than the 5 s cooldown
+    _feed(breaker, "FFF")
+    log: list[tuple[str, float]] = []
+    task = asyncio.create_task(_call(breaker, log, "probe", fake_time, True))
+    await fake_time.advance(3.0)
+    await task
+    assert log == [("probe", 3.0)]
+    assert _state(breaker) == "closed"
+
+
+async def test_waiters_wait_for_a_last_probe_still_on_the_wire(fake_time: FakeTime) -> None:
+    breaker = _breaker(fake_time, max_outage=5.0)
+    _feed(breaker, "FFF")
+    gate = asyncio.Event()
+    ok = [True]
+
+    async def probe() -> None:
+        await breaker.before_call()
+        await gate.wait()  # on the wire past the deadline
+        if ok[0]:
+            breaker.record_success()
+        else:
+            breaker.record_failure("AttemptTimeout")
+
+    for outcome in (True, False):
+        ok[0] = outcome
+        prober = asyncio.create_task(probe())
+        await fake_time.advance(5.0)
+        assert _state(breaker) == "half_open"
+        waiters = [asyncio.create_task(breaker.before_call()) for _ in range(3)]
+        await fake_time.advance(20.0)
+        assert not any(w.done() for w in waiters)  # no giving up while the probe is out
+        gate.set()
+        await prober
+        await fake_time.settle()
+        results = await asyncio.gather(*waiters, return_exceptions=True)
+        if outcome:
+            assert results == [None, None, None]
+            assert _state(breaker) == "closed"
+            gate.clear()
+            fake_time.now = 0.0
+            _feed(breaker, "FFF")
+        else:
+            assert all(isinstance(r, EndpointDown) for r in results)
+
+
+async def test_may_send_only_when_closed_or_the_probe(fake_time: FakeTime) -> None:
+    breaker = _breaker(fake_time)
+    assert breaker.may_send()
+    _feed(breaker, "FFF")
+    assert not breaker.may_send()  # open: a request that passed before must not go out
+    seen: list[bool] = []
+    gate = asyncio.Event()
+
+    async def probe() -> None:
+        await breaker.before_call()
+        seen.append(breaker.may_send())
+        await gate.wait()  # on the wire
+        breaker.record_success()
+
+    task = asyncio.create_task(probe())
+    await fake_time.advance(5.0)
+    assert seen == [True]
+    assert _state(breaker) == "half_open"
+    assert not breaker.may_send()  # another task, while the probe is out
+    gate.set()
+    await task
+    assert breaker.may_send()
