@@ -7,6 +7,8 @@
     for each attempt (tenacity, policy in calls.retry):
         breaker.before_call()      waits while the endpoint is down; EndpointDown past max outage
         limits.acquire()           adaptive concurrency + optional rpm/tpm buckets
+        breaker.may_send()?        no (it opened while we waited for a slot): give the slot
+                                   back, wait on the breaker again
         backend.send()             one HTTP attempt
         limits.release(), breaker.record_*(), audit line
     cache.put()                    the moment the answer arrives: the cache is the checkpoint
@@ -206,12 +208,19 @@ class ChunkCaller:
         stop = self._stop_requested()
         if stop is not None:
             raise stop
-        await self._breaker.before_call()
-        await self._limits.acquire(request.estimated_prompt_tokens + (request.max_tokens or 0))
-        stop = self._stop_requested()
-        if stop is not None:  # the run stopped while this request waited for its turn
-            self._limits.concurrency.cancel_slot()
-            raise stop
+        reserved = request.estimated_prompt_tokens + (request.max_tokens or 0)
+        while True:
+            await self._breaker.before_call()
+            await self._limits.acquire(reserved)
+            stop = self._stop_requested()
+            if stop is not None:  # the run stopped while this request waited for its turn
+                self._limits.cancel(reserved)
+                raise stop
+            if self._breaker.may_send():
+                break
+            # The breaker opened while this request waited for its slot: it must not go out
+            # now. Give the slot (and any rpm/tpm reservation) back and wait on the breaker.
+            self._limits.cancel(reserved)
         stats = self._stats
         stats.in_flight += 1
         stats.requests_sent += 1

@@ -271,6 +271,15 @@ class CallLimits:
             self.concurrency.cancel_slot()
             raise
 
+    def cancel(self, tokens: int) -> None:
+        """Undo an ``acquire(tokens)`` whose request was never sent: the slot, the request and
+        the tokens go back, and the adaptive limit learns nothing."""
+        if self.rpm is not None:
+            self.rpm.correct(1, 0)
+        if self.tpm is not None:
+            self.tpm.correct(tokens, 0)
+        self.concurrency.cancel_slot()
+
     def release(self, outcome: Outcome) -> None:
         self.concurrency.release(outcome)
 

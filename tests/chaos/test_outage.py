@@ -173,11 +173,6 @@ def test_an_endpoint_back_before_max_outage_is_probed_before_giving_up(
     assert not failed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: requests that passed the breaker before it opened and then waited for a "
-    "concurrency slot are still sent while it is open (dscall/calls/caller.py _attempt)",
-)
 def test_an_open_breaker_stops_sending(
     sim: SimulatorThread, big_corpus: Corpus, tmp_path: Path
 ) -> None:
