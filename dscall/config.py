@@ -92,12 +92,23 @@ BREAKER_MIN_CALLS = 20
 BREAKER_FAILURE_RATE = 0.9
 BREAKER_COOLDOWN_S = 5.0
 BREAKER_MAX_COOLDOWN_S = 60.0
-# AIMD concurrency control.
-AIMD_DECREASE_FACTOR = 0.5
-AIMD_MIN_CONCURRENCY = 1
+# Adaptive concurrency (the policy is explained in dscall/calls/limits.py).
+# A cut keeps this share of the limit, or the number of requests then in flight if that is lower.
+AIMD_DECREASE_FACTOR = 0.8
+# Cuts stop at this floor (at --concurrency instead, when that is lower).
+AIMD_MIN_CONCURRENCY = 4
 # After a cut, the limit is not cut again until the requests in flight at the cut have finished
 # and at least this long has passed: one burst of 429s is one signal, not fifty.
 AIMD_CUT_INTERVAL_S = 0.1
+# Throttles are judged by their share of the last AIMD_SIGNAL_WINDOW answers: 429s (and 503s
+# with Retry-After) cut from AIMD_THROTTLE_SHARE, 503s without Retry-After only once all
+# throttles together reach AIMD_OVERLOAD_SHARE. Random faults stay below both.
+AIMD_SIGNAL_WINDOW = 64
+AIMD_THROTTLE_SHARE = 0.125
+AIMD_OVERLOAD_SHARE = 0.25
+# After a cut the limit grows back by one per success (doubling per round trip) up to this
+# share of the level that was refused, and by one per round trip above it.
+AIMD_RECOVERY_FRACTION = 0.9
 # A request waiting on --rpm/--tpm re-reads the bucket at least this often, so that refunds from
 # finished requests (real usage below the estimate) let it go early.
 RATE_LIMIT_RECHECK_S = 1.0

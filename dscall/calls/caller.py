@@ -235,7 +235,10 @@ class ChunkCaller:
             status, error_type = exc.status, exc.error_type
             if exc.status in _THROTTLE_STATUSES:
                 stats.throttled += 1
-                self._limits.release("throttled")
+                # A 503 without Retry-After is as often a fault as overload: the limiter
+                # weighs it less (dscall/calls/limits.py).
+                explicit = exc.status == 429 or exc.retry_after is not None
+                self._limits.release("throttled" if explicit else "overloaded")
                 if exc.status != 429:
                     self._breaker.record_failure(error_type)
             else:
