@@ -119,6 +119,9 @@ DEFAULT_NAMESPACE = "default"
 # blocks the event loop, and a put that gives up only costs the checkpoint of one answer.
 CACHE_LOCK_TIMEOUT_S = 10.0
 PARQUET_ROW_GROUP_ROWS = 8192
+# ... or fewer, once the buffered text (chunk texts, outputs) reaches this many characters:
+# 8,192 rows of 2,000-token chunks would otherwise hold ~70 MB of text before each write.
+PARQUET_ROW_GROUP_TEXT_CHARS = 8 * 1024 * 1024
 # Rows finished out of order are held until earlier ones finish; dispatch pauses when the
 # oldest unfinished row is this far behind the newest dispatched one, so memory stays bounded.
 REORDER_WINDOW_MIN = 4096

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dscall.config import PARQUET_ROW_GROUP_ROWS
+from dscall.config import PARQUET_ROW_GROUP_ROWS, PARQUET_ROW_GROUP_TEXT_CHARS
 from dscall.errors import UsageError
 
 _DOCUMENT_FIELDS: list[pa.Field] = [
@@ -122,6 +122,9 @@ def remove_stale_temps(target: Path) -> None:
             continue
 
 
+_LONG_TEXT_COLUMNS = ("chunk_text", "output")
+
+
 class ParquetRowWriter:
     """Append rows (mappings keyed by column name); ``close()`` publishes the file atomically.
 
@@ -135,13 +138,18 @@ class ParquetRowWriter:
         schema: pa.Schema,
         metadata: Mapping[str, Any] | None = None,
         row_group_rows: int = PARQUET_ROW_GROUP_ROWS,
+        row_group_text_chars: int = PARQUET_ROW_GROUP_TEXT_CHARS,
     ) -> None:
         self.path = path
         self.rows_written = 0
         self._row_group_rows = row_group_rows
+        self._row_group_text_chars = row_group_text_chars
         self._names: list[str] = list(schema.names)
+        # The columns that can be long: a row group is cut when their text adds up.
+        self._text_names = [name for name in _LONG_TEXT_COLUMNS if name in self._names]
         self._columns: dict[str, list[Any]] = {name: [] for name in self._names}
         self._buffered = 0
+        self._buffered_chars = 0
         encoded = {key: json.dumps(value, default=str) for key, value in (metadata or {}).items()}
         self._schema = schema.with_metadata({"dscall": json.dumps(encoded)} if encoded else {})
         self._temp = temp_path_for(path)
@@ -160,7 +168,14 @@ class ParquetRowWriter:
         for name in self._names:
             self._columns[name].append(row.get(name))
         self._buffered += 1
-        if self._buffered >= self._row_group_rows:
+        for name in self._text_names:
+            value = row.get(name)
+            if value is not None:
+                self._buffered_chars += len(value)
+        if (
+            self._buffered >= self._row_group_rows
+            or self._buffered_chars >= self._row_group_text_chars
+        ):
             self.flush()
 
     def write_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -176,6 +191,7 @@ class ParquetRowWriter:
         self.rows_written += self._buffered
         self._columns = {name: [] for name in self._names}
         self._buffered = 0
+        self._buffered_chars = 0
 
     def close(self) -> None:
         """Flush, fsync and rename the temporary file over the output path."""
