@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from dscall.calls.limits import AdaptiveConcurrency, CallLimits, Outcome, TokenBucket
+from dscall.calls.concurrency import AdaptiveConcurrency, Outcome
+from dscall.calls.limits import CallLimits, TokenBucket
 from dscall.config import (
     AIMD_CUT_INTERVAL_S,
     AIMD_DECREASE_FACTOR,
