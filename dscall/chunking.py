@@ -38,7 +38,7 @@ from bisect import bisect_right
 
 from dscall.config import CHUNK_MIN_FILL, MIN_CHUNK_TOKENS, ChunkSettings
 from dscall.errors import UsageError
-from dscall.tokens import SpanMeter, TokenCounter, span_meter
+from dscall.tokens import SpanMeter, TokenCounter, single_chunk_tokens, span_meter
 from dscall.types import Chunk, Document
 
 PARAGRAPH, SENTENCE, LINE, CLAUSE, SPACE = 5, 4, 3, 2, 1
@@ -103,6 +103,14 @@ def split_text(
 ) -> list[tuple[int, int, int]]:
     """The chunks of ``text`` as ``(char_start, char_end, tokens)``."""
     validate_chunk_settings(settings)
+    first = _NON_SPACE.search(text)
+    if first is None:
+        return []
+    # Most texts fit in one chunk: then one count decides, without the sentences or a meter.
+    start, end = first.start(), len(text.rstrip())
+    tokens = single_chunk_tokens(counter, text, start, end, settings.chunk_tokens)
+    if tokens is not None:
+        return [(start, end, tokens)]
     return Splitter(text, settings, counter).run()
 
 
@@ -216,13 +224,13 @@ class Splitter:
         meter = self.meter
         if meter.exact_sums:
             return end, meter.tokens(meter.prefix(end) - meter.prefix(start))
-        tokens = self.counter.count(self.text[start:end])
+        tokens = meter.count(start, end)
         # Each shrink depends on the count before it: the window's end mattered if it
         # mattered to any of them (self.open only ever turns True here).
         while tokens > self.budget and limit > 1:
             limit = max(1, limit - (tokens - self.budget))
             end = self._choose_end(start, floor, limit)
-            tokens = self.counter.count(self.text[start:end])
+            tokens = meter.count(start, end)
         return end, tokens
 
     def _choose_end(self, start: int, floor: int, limit: int) -> int:

@@ -15,7 +15,6 @@ chunker checks each finished chunk with one real count.
 from __future__ import annotations
 
 import bisect
-import functools
 import importlib.util
 import re
 from array import array
@@ -31,6 +30,8 @@ from dscall.config import (
     TokenizerChoice,
 )
 from dscall.errors import UsageError
+from dscall.tokenizer import Exact
+from dscall.tokenizer import load as load_tokenizer
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
@@ -63,6 +64,12 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SAFE_CUT = re.compile(
     rf"(?<=\S) (?=\S)|(?<![{_ISOLATED}])(?=[{_ISOLATED}])|(?<=[{_ISOLATED}])(?![{_ISOLATED}])"
 )
+
+# Safe cuts before a position are looked for this far back, widened fourfold until found.
+_EDGE_LOOK_BACK = 64
+# A text longer than this many characters per token of the budget is not tried as one chunk
+# (a guess that only saves time: such a text is chunked the full way, with the same result).
+_MAX_CHARS_PER_TOKEN = 16
 
 _INSTALL_HINT = (
     "the exact DeepSeek tokenizer is not installed: pip install 'dscall[tokenizer]' "
@@ -120,6 +127,10 @@ class SpanMeter(Protocol):
         """The largest measure whose ``tokens()`` is at most ``tokens``."""
         ...
 
+    def count(self, start: int, end: int) -> int:
+        """The counter's own count of ``text[start:end]``."""
+        ...
+
 
 class _EstimateMeter:
     exact_sums = True
@@ -152,19 +163,17 @@ class _EstimateMeter:
     def limit(self, tokens: int) -> int:
         return tokens * _MILLI * _MILLI // self._permille
 
+    def count(self, start: int, end: int) -> int:
+        return self.tokens(self.prefix(end) - self.prefix(start))
+
 
 class _ExactMeter:
     exact_sums = False
 
-    def __init__(self, text: str, tokenizer: Tokenizer) -> None:
-        # An array, not a list: a long document has millions of tokens.
-        starts = array("q")
-        text = _encodable(text)
-        for group in _groups(_pieces(text)):
-            encodings = _encode(tokenizer, [text[pos:end] for pos, end in group])
-            for (pos, _), encoding in zip(group, encodings, strict=True):
-                starts.extend(pos + start for start, _ in encoding.offsets)
-        self._token_starts = starts
+    def __init__(self, text: str, exact: Exact) -> None:
+        self._text = text = _encodable(text)
+        self._exact = exact
+        self._token_starts = _exact_starts(exact, text)
 
     def prefix(self, pos: int) -> int:
         # Tokens are attributed to the span holding their first character.
@@ -175,6 +184,14 @@ class _ExactMeter:
 
     def limit(self, tokens: int) -> int:
         return tokens
+
+    def count(self, start: int, end: int) -> int:
+        # The one pass already knows every token away from the span's edges: only what lies
+        # around them is encoded again (see _edge_corrections).
+        correction = _edge_corrections(self._exact, self._text, start, end)
+        if correction is None:
+            return _exact_count(self._exact, self._text[start:end])
+        return self.prefix(end) - self.prefix(start) + correction
 
 
 class _CountingMeter:
@@ -195,6 +212,9 @@ class _CountingMeter:
 
     def limit(self, tokens: int) -> int:
         return tokens
+
+    def count(self, start: int, end: int) -> int:
+        return self._counter.count(self._text[start:end])
 
 
 def _encodable(text: str) -> str:
@@ -245,6 +265,124 @@ def _pieces(text: str) -> Iterator[tuple[int, int]]:
     yield pos, len(text)
 
 
+def _exact_count(exact: Exact, text: str) -> int:
+    """The tokens of ``text`` (already ``_encodable``)."""
+    words = exact.words(text)
+    if words is not None:
+        return exact.count_words(words)
+    tokenizer = exact.tokenizer
+    total = 0
+    for group in _groups(_pieces(text)):
+        pieces = [text[start:end] for start, end in group if end > start]
+        if _parallel and len(pieces) > 1:
+            # No offsets wanted: the fast batch skips computing them.
+            encodings = tokenizer.encode_batch_fast(pieces, add_special_tokens=False)
+        else:
+            encodings = [tokenizer.encode(piece, add_special_tokens=False) for piece in pieces]
+        total += sum(len(encoding.ids) for encoding in encodings)
+    return total
+
+
+def _exact_starts(exact: Exact, text: str) -> array[int]:
+    """Where each token of ``text`` (already ``_encodable``) starts, in order."""
+    # An array, not a list: a long document has millions of tokens.
+    starts = array("q")
+    words = exact.words(text)
+    if words is not None:
+        exact.word_starts(words, 0, starts)
+        return starts
+    for group in _groups(_pieces(text)):
+        encodings = _encode(exact.tokenizer, [text[pos:end] for pos, end in group])
+        for (pos, _), encoding in zip(group, encodings, strict=True):
+            starts.extend(pos + start for start, _ in encoding.offsets)
+    return starts
+
+
+def _cut_at_or_after(text: str, pos: int) -> int:
+    match = _SAFE_CUT.search(text, pos)
+    return len(text) if match is None else min(match.start(), len(text))
+
+
+def _cut_at_or_before(text: str, pos: int) -> int:
+    # The lookaheads need one character past ``pos``; the lookbehinds see before ``begin``.
+    stop = min(pos + 2, len(text))
+    width = _EDGE_LOOK_BACK
+    while True:
+        begin = max(0, pos - width)
+        last = -1
+        for match in _SAFE_CUT.finditer(text, begin, stop):
+            if match.start() > pos:
+                break
+            last = match.start()
+        if last >= 0:
+            return last
+        if begin == 0:
+            return 0
+        width *= 4
+
+
+def _edge_corrections(exact: Exact, text: str, start: int, end: int) -> int | None:
+    """How much the count of ``text[start:end]`` differs from the tokens of one pass over the
+    whole ``text`` that start inside the span (what an exact meter measures), else None.
+
+    The two differ only near the span's edges: a token of the whole text may begin before the
+    span and run into it (" Hello" against "Hello"), or merge what follows the span (".\n"
+    against "."). Away from them, both encode the same text between the same safe cuts (see
+    ``_pieces``). So only the stretch from the safe cut before each edge to the one after it is
+    encoded again, both ways. None when the span holds no safe cut (both edges then fall in one
+    stretch), or when those stretches are longer than the span itself (recounting costs less).
+    """
+    if end <= start or text[start].isspace() or text[end - 1].isspace():
+        return None
+    head_end = _cut_at_or_after(text, start)
+    tail_start = _cut_at_or_before(text, end)
+    if head_end > tail_start:
+        return None
+    head_start = start if head_end == start else _cut_at_or_before(text, start)
+    tail_end = end if tail_start == end else _cut_at_or_after(text, end)
+    if (head_end - head_start) + (tail_end - tail_start) > end - start:
+        return None
+    correction = 0
+    if head_end != start:
+        inside = start - head_start
+        region = _exact_starts(exact, text[head_start:head_end])
+        measured = len(region) - bisect.bisect_left(region, inside)
+        correction += _exact_count(exact, text[start:head_end]) - measured
+    if tail_start != end and tail_end != end:
+        inside = end - tail_start
+        region = _exact_starts(exact, text[tail_start:tail_end])
+        measured = bisect.bisect_left(region, inside)
+        correction += _exact_count(exact, text[tail_start:end]) - measured
+    return correction
+
+
+def single_chunk_tokens(
+    counter: TokenCounter, text: str, start: int, end: int, budget: int
+) -> int | None:
+    """The tokens of ``text[start:end]`` (all of a text but its outer whitespace) when the
+    chunker takes it as one chunk within ``budget``, else None, for it to do its full work.
+
+    The chunker takes the whole as one chunk when its span meter measures it within budget and
+    a count confirms it. This finds the same with one count and no meter: for the estimate the
+    meter sums exactly, and for the exact tokenizer its measure is the count less
+    ``_edge_corrections``.
+    """
+    if isinstance(counter, EstimateCounter):
+        tokens = counter.count(text[start:end])
+        return tokens if tokens <= budget else None
+    if not isinstance(counter, ExactCounter) or end - start > budget * _MAX_CHARS_PER_TOKEN:
+        return None
+    exact = _load_exact(counter.path)
+    text = _encodable(text)
+    tokens = _exact_count(exact, text[start:end])
+    if tokens > budget:
+        return None
+    correction = _edge_corrections(exact, text, start, end)
+    if correction is None or tokens - correction > budget:
+        return None
+    return tokens
+
+
 @dataclass(frozen=True, slots=True)
 class EstimateCounter:
     """The rule of thumb times a safety margin (config.ESTIMATE_SAFETY_MARGIN by default)."""
@@ -267,21 +405,10 @@ class ExactCounter:
     name: str = "exact"
 
     def count(self, text: str) -> int:
-        tokenizer = _load_tokenizer(self.path)
-        text = _encodable(text)
-        total = 0
-        for group in _groups(_pieces(text)):
-            pieces = [text[start:end] for start, end in group if end > start]
-            if _parallel and len(pieces) > 1:
-                # No offsets wanted: the fast batch skips computing them.
-                encodings = tokenizer.encode_batch_fast(pieces, add_special_tokens=False)
-            else:
-                encodings = [tokenizer.encode(piece, add_special_tokens=False) for piece in pieces]
-            total += sum(len(encoding.ids) for encoding in encodings)
-        return total
+        return _exact_count(_load_exact(self.path), _encodable(text))
 
     def span_meter(self, text: str) -> SpanMeter:
-        return _ExactMeter(text, _load_tokenizer(self.path))
+        return _ExactMeter(text, _load_exact(self.path))
 
 
 def span_meter(counter: TokenCounter, text: str) -> SpanMeter:
@@ -308,16 +435,17 @@ def exact_tokenizer_path() -> Path | None:
     return path if path.is_file() else None
 
 
-@functools.lru_cache(maxsize=2)
-def _load_tokenizer(path: str) -> Tokenizer:
+def _load_exact(path: str) -> Exact:
     try:
-        from tokenizers import Tokenizer
+        return load_tokenizer(path)
     except ImportError as exc:
         raise UsageError(_INSTALL_HINT) from exc
-    try:
-        return Tokenizer.from_file(path)
     except Exception as exc:  # tokenizers raises a bare Exception for a bad file
         raise UsageError(f"cannot load the DeepSeek tokenizer from {path}: {exc}") from exc
+
+
+def _load_tokenizer(path: str) -> Tokenizer:
+    return _load_exact(path).tokenizer
 
 
 def make_counter(choice: TokenizerChoice = "auto") -> TokenCounter:
