@@ -23,8 +23,10 @@ if _orjson is not None:
     _SORT = _orjson.OPT_SORT_KEYS
 
     def dumps_canonical(value: Any) -> bytes:
-        data: bytes = _orjson.dumps(value, option=_SORT)
-        return data
+        # orjson's bytes keep the capacity it grew to (64 KB for a 4.6 KB request body, seen
+        # with orjson 3.13 under tracemalloc); a request body lives until its answer, and
+        # thousands wait for a slot at once, so it is copied to its size (~0.7 us).
+        return bytes(memoryview(_orjson.dumps(value, option=_SORT)))
 
     def dumps(value: Any) -> bytes:
         data: bytes = _orjson.dumps(value)
