@@ -81,7 +81,6 @@ class Exact:
         words: list[str] = _ASCII_WORDS.findall(text)
         if sum(map(len, words)) != len(text):  # a character no pattern takes: not trusted
             return None
-        self._learn(words)
         return words
 
     def _learn(self, words: Iterable[str]) -> None:
@@ -91,6 +90,7 @@ class Exact:
             return
         if len(known) + len(new) > _MAX_WORDS:
             known.clear()
+            new = list(set(words))
         encoding = self._bare.encode("\x00".join(new), add_special_tokens=False)
         bounds = []
         pos = 0
@@ -105,10 +105,17 @@ class Exact:
             known[word] = tuple(offsets)
 
     def count_words(self, words: list[str]) -> int:
-        return sum(map(len, map(self._words.__getitem__, words)))
+        """The tokens of ``words`` (from ``words()``)."""
+        try:
+            return sum(map(len, map(self._words.__getitem__, words)))
+        except KeyError:  # a word not met before: encode the new ones, then count
+            self._learn(words)
+            return sum(map(len, map(self._words.__getitem__, words)))
 
     def word_starts(self, words: list[str], base: int, out: array[int]) -> None:
-        """Append the start offsets of the tokens of ``words`` (which begin at ``base``)."""
+        """Append the start offsets of the tokens of ``words`` (from ``words()``, beginning at
+        ``base``)."""
+        self._learn(words)
         known = self._words
         pos = base
         for word in words:

@@ -374,9 +374,15 @@ def single_chunk_tokens(
         return None
     exact = _load_exact(counter.path)
     text = _encodable(text)
-    tokens = _exact_count(exact, text[start:end])
+    body = text[start:end]
+    tokens = _exact_count(exact, body)
     if tokens > budget:
         return None
+    # The meter counts the tokens that start inside the span, and no two tokens start on the
+    # same byte: a span of at most ``budget`` UTF-8 bytes measures within budget, no need to
+    # work out by how much.
+    if end - start <= budget and (body.isascii() or len(body.encode()) <= budget):
+        return tokens
     correction = _edge_corrections(exact, text, start, end)
     if correction is None or tokens - correction > budget:
         return None

@@ -6,10 +6,11 @@ from __future__ import annotations
 import string
 from array import array
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dscall import tokens
+from dscall import tokenizer, tokens
 from dscall.tokens import ExactCounter, make_counter, single_chunk_tokens, span_meter
 
 ASCII_PIECES = [
@@ -56,6 +57,16 @@ def test_the_fast_road_is_taken_for_plain_text_only() -> None:
     assert exact.words("say <think> now") is None  # an added token
     assert exact.words("a\x00b") is None
     assert exact.words("中文") is None
+
+
+def test_the_word_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    exact = tokens._load_exact(counter().path)
+    monkeypatch.setattr(tokenizer, "_MAX_WORDS", 3)
+    text = "alpha beta gamma delta. Epsilon zeta eta theta, iota 123."
+    for sample in (text, text + " kappa lambda", text):
+        reference = len(exact.tokenizer.encode(sample, add_special_tokens=False).ids)
+        assert counter().count(sample) == reference
+    assert len(exact._words) <= 20
 
 
 @SETTINGS
