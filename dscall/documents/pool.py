@@ -7,7 +7,8 @@ Why not ``ProcessPoolExecutor``: it cannot stop one hung task. Here each worker 
 
 - Start method: forkserver (spawn where there is none), never fork: the parent runs an event
   loop and threads that a forked child must not inherit. The fork server preloads the
-  extraction libraries, so a new worker is ready in milliseconds after the first.
+  extraction library of the first file's type (``_libraries``), so a new worker is ready in
+  milliseconds after the first.
 - Each worker caps its address space (``RLIMIT_AS`` = ``memory_mb``), ignores SIGINT (Ctrl-C is
   the parent's to handle) and builds its token counter once. A ``MemoryError`` becomes an
   ``ExtractionCrashed`` row and that worker retires; a worker that dies (segfault, OOM killer)
@@ -43,7 +44,7 @@ from typing import Any
 
 from dscall.chunking import validate_chunk_settings
 from dscall.config import INLINE_TEXT_MAX_BYTES, ChunkSettings, ExtractSettings
-from dscall.documents.pdf import check_backend
+from dscall.documents.pdf import check_backend, pdfium_available
 from dscall.documents.worker import PROGRESS, READY, RECEIVED, process_source, worker_main
 from dscall.tokens import TokenCounter, make_counter
 from dscall.types import ExtractOutcome, FailedDocument, SourceFile
@@ -58,24 +59,32 @@ _SEND_ATTEMPTS = 3
 MAX_FILES_PER_WORKER = 2000
 # "__main__" (the dscall script) is imported once in the fork server, so that workers, which
 # re-import the parent's main module, find it already loaded instead of importing the CLI anew.
-_PRELOAD = [
-    "__main__",
-    "dscall.documents.worker",
-    "pypdf",
-    "pypdfium2",
-    "docx",
-    "tokenizers",
-]
+# The libraries for the first file's type come too (and tokenizers for the exact counter):
+# the fork server's preloading stands between dscall's start and its first PDF's first
+# request, and importing pypdf and python-docx for a run of PDFs read by pdfium cost 0.45 s of
+# it. A worker meeting another type imports its library once, on its first such file.
+_PRELOAD = ["__main__", "dscall.documents.worker"]
 _forkserver_configured = False
 
 
-def _context() -> ForkServerContext | SpawnContext:
+def _libraries(doc_type: str, exact: bool) -> list[str]:
+    libraries = []
+    if doc_type == "pdf":
+        libraries.append("pypdfium2" if pdfium_available() else "pypdf")
+    elif doc_type == "docx":
+        libraries.append("docx")
+    if exact:
+        libraries.append("tokenizers")
+    return libraries
+
+
+def _context(doc_type: str = "", exact: bool = True) -> ForkServerContext | SpawnContext:
     global _forkserver_configured
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     if not _forkserver_configured:
-        context.set_forkserver_preload(_PRELOAD)
+        context.set_forkserver_preload(_PRELOAD + _libraries(doc_type, exact))
         _forkserver_configured = True
     return context
 
@@ -212,7 +221,7 @@ class ExtractionPool:
             return process_source(source, self._extract, self._chunk, self.counter)
         async with self._slots:
             for _ in range(_SEND_ATTEMPTS):
-                worker = await self._take_worker()
+                worker = await self._take_worker(source.doc_type)
                 if isinstance(worker, str):
                     return FailedDocument(source, None, "ExtractionCrashed", worker)
                 try:
@@ -234,7 +243,7 @@ class ExtractionPool:
                 self._retire(worker, kill=not healthy)
             return outcome
 
-    async def _take_worker(self) -> _Worker | str:
+    async def _take_worker(self, doc_type: str) -> _Worker | str:
         while self._idle:
             worker = self._idle.pop()
             # An idle worker says nothing: a readable pipe is its EOF. That shows a death
@@ -242,11 +251,11 @@ class ExtractionPool:
             if worker.process.is_alive() and not worker.conn.poll(0):
                 return worker
             self._retire(worker, kill=True)  # died while idle (OOM killer?): not this file's fault
-        return await self._start_worker()
+        return await self._start_worker(doc_type)
 
-    async def _start_worker(self) -> _Worker | str:
+    async def _start_worker(self, doc_type: str) -> _Worker | str:
         """A ready worker, or why one could not be started."""
-        context = _context()
+        context = _context(doc_type, self.counter.name == "exact")
         parent_conn, child_conn = context.Pipe(duplex=True)
         process = context.Process(
             target=worker_main,
