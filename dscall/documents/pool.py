@@ -133,22 +133,26 @@ class _Worker:
         )
 
 
-async def _readable(conn: Connection) -> None:
-    """Wait until ``conn`` has data (or EOF) without blocking the event loop."""
+async def _readable(conn: Connection, timeout: float) -> bool:
+    """Wait until ``conn`` has data (or EOF) without blocking the event loop; False when
+    ``timeout`` seconds pass first. (Not ``asyncio.wait_for``: on Python 3.11 it drops a
+    cancellation that arrives as the pipe becomes readable, so a Ctrl-C could go unheard.)"""
     if conn.poll():
-        return
+        return True
     loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
+    ready: asyncio.Future[bool] = loop.create_future()
 
-    def wake() -> None:
+    def settle(readable: bool) -> None:
         if not ready.done():
-            ready.set_result(None)
+            ready.set_result(readable)
 
     fd = conn.fileno()
-    loop.add_reader(fd, wake)
+    loop.add_reader(fd, settle, True)
+    timer = loop.call_later(max(0.0, timeout), settle, False)
     try:
-        await ready
+        return await ready
     finally:
+        timer.cancel()
         loop.remove_reader(fd)
 
 
@@ -275,7 +279,8 @@ class ExtractionPool:
         self._live.add(worker)
         self.workers_started += 1
         try:
-            await asyncio.wait_for(_readable(parent_conn), _STARTUP_TIMEOUT_S)
+            if not await _readable(parent_conn, _STARTUP_TIMEOUT_S):
+                raise asyncio.TimeoutError
             message = parent_conn.recv()
         except BaseException as exc:
             self._retire(worker, kill=True)
@@ -301,14 +306,13 @@ class ExtractionPool:
         delivered = False
         while True:
             try:
-                await asyncio.wait_for(_readable(worker.conn), max(0.0, deadline - loop.time()))
+                if not await _readable(worker.conn, deadline - loop.time()):
+                    message = (
+                        f"extraction took longer than {timeout:g} s (--extract-timeout)"
+                        f"{stalled}; its worker was stopped"
+                    )
+                    return FailedDocument(source, None, "ExtractionTimeout", message), False
                 outcome: Any = worker.conn.recv()
-            except asyncio.TimeoutError:
-                message = (
-                    f"extraction took longer than {timeout:g} s (--extract-timeout)"
-                    f"{stalled}; its worker was stopped"
-                )
-                return FailedDocument(source, None, "ExtractionTimeout", message), False
             except (EOFError, OSError):
                 if not delivered:  # died before the file reached it (a dying idle worker's
                     return None, False  # pipe can still take a write)
