@@ -57,8 +57,10 @@ _SEND_ATTEMPTS = 3
 # A worker retires after this many files: a slow leak in a native library (pdfium, lxml) then
 # costs at most this many files' worth of memory, for one fork every few thousand files.
 MAX_FILES_PER_WORKER = 2000
-# "__main__" (the dscall script) is imported once in the fork server, so that workers, which
-# re-import the parent's main module, find it already loaded instead of importing the CLI anew.
+# "__main__" (the dscall script) is meant to be imported once in the fork server, so that
+# workers, which re-import the parent's main module, find it already loaded; Python 3.10 and
+# 3.11 skip that preload (they look for the script's path under the wrong key), which is why
+# the script itself is light to import (dscall.console).
 # The libraries for the first file's type come too (and tokenizers for the exact counter):
 # the fork server's preloading stands between dscall's start and its first PDF's first
 # request, and importing pypdf and python-docx for a run of PDFs read by pdfium cost 0.45 s of
