@@ -3,13 +3,20 @@
 Each request reserves its worst case when it is dispatched (every prompt token a cache miss,
 the full ``max_tokens`` of output); the reservation is released when it finishes and the real
 cost is added instead. So the limit holds even with hundreds of requests in flight.
+
+A call is billed at the price in force when its answer arrives, so the reservation is the
+dearest price between dispatch and ``lookahead_s`` later: a request sent just before peak
+hours begin reserves the peak price. (A request still unanswered past the lookahead, after
+many retries, can cost more than it reserved; the lookahead defaults to one attempt's
+deadline.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+from dscall.config import DEFAULT_ATTEMPT_TIMEOUT_S
 from dscall.errors import BudgetExhausted, UsageError
 from dscall.pricing import PriceTable
 from dscall.types import CallRequest
@@ -17,12 +24,26 @@ from dscall.types import CallRequest
 # Output allowance for a request sent without max_tokens (the endpoint's own cap applies).
 UNBOUNDED_OUTPUT_TOKENS = 8192
 
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
 
 class Budget:
-    def __init__(self, limit_usd: float, prices: PriceTable, model: str) -> None:
+    def __init__(
+        self,
+        limit_usd: float,
+        prices: PriceTable,
+        model: str,
+        *,
+        clock: Clock = utc_now,
+        lookahead_s: float = DEFAULT_ATTEMPT_TIMEOUT_S,
+    ) -> None:
         if limit_usd <= 0:
             raise UsageError("--budget-usd must be greater than 0")
-        if prices.estimate(model, 1, 1, datetime.now(timezone.utc)) is None:
+        if prices.estimate(model, 1, 1, clock()) is None:
             raise UsageError(
                 f"--budget-usd needs a price for model {model!r}; add it with --prices FILE"
             )
@@ -30,17 +51,25 @@ class Budget:
         self.spent_usd = 0.0
         self.reserved_usd = 0.0
         self._prices = prices
+        self._clock = clock
+        self._lookahead = timedelta(seconds=lookahead_s)
 
     def reserve(self, request: CallRequest) -> float:
         """Reserve the worst-case cost of ``request``; raises ``BudgetExhausted`` if it would
         take spent + reserved past the limit."""
-        worst = self._prices.estimate(
-            request.model,
-            request.estimated_prompt_tokens,
-            request.max_tokens or UNBOUNDED_OUTPUT_TOKENS,
-            datetime.now(timezone.utc),
+        output_tokens = request.max_tokens or UNBOUNDED_OUTPUT_TOKENS
+        now = self._clock()
+        # There are two prices, so if the one now is the cheaper, the next change is to the
+        # dearer: that instant is the only other one worth pricing.
+        times = [now]
+        change = self._prices.next_change(now)
+        if change is not None and change <= now + self._lookahead:
+            times.append(change)
+        amount = max(
+            self._prices.estimate(request.model, request.estimated_prompt_tokens, output_tokens, at)
+            or 0.0
+            for at in times
         )
-        amount = worst or 0.0
         if self.spent_usd + self.reserved_usd + amount > self.limit_usd:
             raise BudgetExhausted(
                 f"budget of ${self.limit_usd:.4f} reached: ${self.spent_usd:.4f} spent, "
@@ -60,10 +89,18 @@ class BalanceWatch:
     """Warns once when the input cost of what was dispatched so far passes the balance the
     endpoint reported before the run: a 402 is then close, and the user should know early."""
 
-    def __init__(self, balance_usd: float, prices: PriceTable, warn: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        balance_usd: float,
+        prices: PriceTable,
+        warn: Callable[[str], None],
+        *,
+        clock: Clock = utc_now,
+    ) -> None:
         self.balance_usd = balance_usd
         self.input_usd = 0.0
         self._prices = prices
+        self._clock = clock
         self._warn = warn
         self._warned = False
 
@@ -71,7 +108,7 @@ class BalanceWatch:
         if self._warned:
             return
         cost = self._prices.estimate(
-            request.model, request.estimated_prompt_tokens, 0, datetime.now(timezone.utc)
+            request.model, request.estimated_prompt_tokens, 0, self._clock()
         )
         self.input_usd += cost or 0.0
         if self.input_usd > self.balance_usd:
