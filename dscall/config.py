@@ -112,6 +112,19 @@ AIMD_RECOVERY_FRACTION = 0.9
 # A request waiting on --rpm/--tpm re-reads the bucket at least this often, so that refunds from
 # finished requests (real usage below the estimate) let it go early.
 RATE_LIMIT_RECHECK_S = 1.0
+# Open files (RLIMIT_NOFILE) a run keeps free of connections: the interpreter and event loop
+# (~12 measured), cache sqlite + -wal + -shm, audit log, Parquet temp files, the document being
+# read, and short-lived ones (DNS lookups, worker launches, cache values stored as files).
+FD_RESERVED = 64
+# ... and per extraction worker, in dscall's process: 3 while it lives (its pipe, the fork
+# server's status pipe and sentinel), 5 more for a moment while it starts.
+FD_PER_WORKER = 8
+# Opening a document that finds no free descriptor (EMFILE/ENFILE) waits and tries again, from
+# FD_RETRY_FIRST_S doubling to FD_RETRY_MAX_S, for FD_RETRY_TOTAL_S in all: a local limit that
+# frees up as requests finish, not the document's fault.
+FD_RETRY_FIRST_S = 0.01
+FD_RETRY_MAX_S = 1.0
+FD_RETRY_TOTAL_S = 30.0
 
 # --- cache, output, audit --------------------------------------------------------------------
 DEFAULT_NAMESPACE = "default"

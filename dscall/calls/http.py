@@ -10,6 +10,8 @@ only dscall types. Protocol quirks handled here:
 - Each attempt has a wall-clock deadline (``attempt_timeout_s``), not only a read timeout; in
   streaming mode an idle watchdog (``stream_idle_timeout_s``) also ends an attempt that receives
   nothing at all, keep-alives included, for that long.
+- No file descriptor for a socket (EMFILE/ENFILE) is a retryable ``TransportError`` that says
+  so: dscall's own limit (``dscall.fdlimit`` sizes the pool to fit it), not the endpoint's.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from dscall.errors import (
     redact,
     register_secret,
 )
+from dscall.fdlimit import out_of_fds, too_many_open_files
 from dscall.jsonio import loads
 from dscall.types import CallRequest, CallResponse, Usage
 
@@ -205,6 +208,12 @@ class _StreamAccumulator:
         )
 
 
+def _no_descriptor() -> str:
+    """No socket could be opened: this machine's limit, retried like a refused connection (the
+    sockets of requests finishing meanwhile free descriptors), not the endpoint's failure."""
+    return f"cannot connect: {too_many_open_files()} in dscall: a local limit, not the endpoint's"
+
+
 class HttpBackend:
     """Sends chat-completions requests to one OpenAI-compatible endpoint.
 
@@ -267,9 +276,15 @@ class HttpBackend:
         except aiohttp.ClientPayloadError as exc:
             raise TransportError(f"broken response body: {redact(str(exc))}") from exc
         except aiohttp.ClientError as exc:
+            if out_of_fds(exc):  # ClientConnectorError carries the socket's EMFILE as errno
+                raise TransportError(_no_descriptor()) from exc
             raise TransportError(f"{type(exc).__name__}: {redact(str(exc))}") from exc
         except ConnectionError as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+        except OSError as exc:  # EMFILE from outside aiohttp's wrapping (a resolver thread)
+            if out_of_fds(exc):
+                raise TransportError(_no_descriptor()) from exc
+            raise
 
     async def _send_plain(self, request: CallRequest) -> CallResponse:
         async with self.session.post(self._url, data=request.body, timeout=self._timeout) as resp:

@@ -158,7 +158,10 @@ class StreamedChunks(Sequence[Chunk]):
 
     Iterating reads the file again (one block and one chunk in memory at a time) and raises
     ``UnreadableFile`` if it changed since it was scanned. Indexing walks from the start, so
-    ``chunks[i]`` costs as much as iterating up to ``i``: iterate instead.
+    ``chunks[i]`` costs as much as iterating up to ``i``: iterate instead. The open waits out a
+    moment without free descriptors (``open_source``), blocking: iteration is synchronous, and
+    the run's concurrency is sized so that the document being read always has one
+    (``dscall.fdlimit``).
     """
 
     file: TextFile

@@ -29,6 +29,8 @@ Choices made where the SPEC is silent:
 - Unreadable: a file the user cannot read, a folder that cannot be listed, a broken link, and
   anything that is not a regular file (FIFO, socket, device: opening one could block forever)
   are ``kind="unreadable"``.
+- Listing a folder when no file descriptor is free (EMFILE/ENFILE) waits and tries again
+  (``dscall.fdlimit``) rather than reporting the folder unreadable.
 
 ``SkippedFile.path`` is already made ``printable``: control characters and ANSI escapes in
 file names are shown escaped, never sent raw to a terminal.
@@ -48,6 +50,7 @@ from pathlib import Path, PurePath
 from typing import cast
 
 from dscall.config import SUPPORTED_SUFFIXES, DiscoverySettings
+from dscall.fdlimit import retry_out_of_fds
 from dscall.types import DocType, SkippedFile, SourceFile
 
 _GLOB_MAGIC = re.compile(r"[*?[]")
@@ -219,9 +222,14 @@ def _stat(path: str) -> os.stat_result | SkippedFile:
 
 def _list(folder: str) -> list[str] | SkippedFile:
     """The sorted names in ``folder``, or why it cannot be listed."""
-    try:
+
+    def names() -> list[str]:
         with os.scandir(folder) as entries:
             return sorted(entry.name for entry in entries)
+
+    try:
+        # Listing takes a descriptor; none free is dscall's limit, not the folder's: wait.
+        return retry_out_of_fds(names)
     except OSError as exc:
         return SkippedFile(printable(folder), f"cannot list folder: {_reason(exc)}", "unreadable")
 

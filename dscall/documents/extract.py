@@ -4,6 +4,8 @@
 
 - A file is opened non-blocking and must be a regular file, so a FIFO or device that slipped
   past discovery (or replaced a file since) fails at once instead of blocking a worker.
+- No free file descriptor (EMFILE/ENFILE) is waited out (``dscall.fdlimit``), never taken for
+  an unreadable file: it is dscall's own limit, and it frees up as requests finish.
 - A document whose extracted text is empty or whitespace only (a PDF whose every page is a
   scan, a blank DOCX) raises ``EmptyDocument`` with the reason: it becomes an error row the
   user can see, rather than a document that silently yields no chunks. A PDF with *some*
@@ -24,6 +26,7 @@ from dscall.documents.docx import extract_docx
 from dscall.documents.pdf import extract_pdf
 from dscall.documents.text import extract_text
 from dscall.errors import EmptyDocument, UnreadableFile
+from dscall.fdlimit import fd_exhausted_reason, out_of_fds, retry_out_of_fds
 from dscall.types import Document, SourceFile
 
 
@@ -46,12 +49,20 @@ def read_source(source: SourceFile) -> bytes:
             raise UnreadableFile(os_reason(exc)) from exc
 
 
-def open_source(path: Path) -> BinaryIO:
-    """The file at ``path`` opened for reading, unbuffered. Raises ``UnreadableFile``."""
+def open_source(path: Path, *, wait: bool = True) -> BinaryIO:
+    """The file at ``path`` opened for reading, unbuffered. Raises ``UnreadableFile``.
+
+    No free descriptor (EMFILE/ENFILE) is this machine's limit, not the file's fault: with
+    ``wait`` the open is tried again with backoff, blocking (``fdlimit.retry_out_of_fds``);
+    without, that ``OSError`` is raised as is, for a caller on the event loop that waits
+    without blocking it (the sockets it waits for close on that loop).
+    """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        fd = retry_out_of_fds(lambda: os.open(path, flags)) if wait else os.open(path, flags)
     except OSError as exc:
+        if not wait and out_of_fds(exc):
+            raise
         raise UnreadableFile(os_reason(exc)) from exc
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -74,6 +85,8 @@ def os_reason(exc: OSError) -> str:
         return "is a directory"
     if exc.errno == errno.ELOOP:
         return "symbolic link loop"
+    if out_of_fds(exc):
+        return fd_exhausted_reason()
     return f"cannot read: {exc.strerror or exc}"
 
 

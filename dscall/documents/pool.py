@@ -21,6 +21,8 @@ Why not ``ProcessPoolExecutor``: it cannot stop one hung task. Here each worker 
   number of documents even if a native library leaks a little.
 - Workers start lazily: a run of small text files starts no process at all, because text files
   under ``INLINE_TEXT_MAX_BYTES`` are read and chunked in the parent (cheaper than the IPC).
+  One that finds no free file descriptor there is tried again after an ``asyncio.sleep``, so
+  the requests whose sockets hold the descriptors can finish meanwhile (``dscall.fdlimit``).
 - The parent waits on a worker's pipe with ``loop.add_reader``: no thread, no polling, and the
   wait is cancellable (cancelling a file kills its worker, the only way to stop it).
 
@@ -44,8 +46,10 @@ from typing import Any
 
 from dscall.chunking import validate_chunk_settings
 from dscall.config import INLINE_TEXT_MAX_BYTES, ChunkSettings, ExtractSettings
+from dscall.documents.extract import os_reason
 from dscall.documents.pdf import check_backend, pdfium_available
 from dscall.documents.worker import PROGRESS, READY, RECEIVED, process_source, worker_main
+from dscall.fdlimit import fd_retry_delays, out_of_fds, retry_out_of_fds_async
 from dscall.tokens import TokenCounter, make_counter
 from dscall.types import ExtractOutcome, FailedDocument, SourceFile
 
@@ -224,7 +228,7 @@ class ExtractionPool:
         if self._closed:
             raise RuntimeError("ExtractionPool is closed")
         if source.doc_type in ("txt", "md") and source.size < INLINE_TEXT_MAX_BYTES:
-            return process_source(source, self._extract, self._chunk, self.counter)
+            return await self._inline(source)
         async with self._slots:
             for _ in range(_SEND_ATTEMPTS):
                 worker = await self._take_worker(source.doc_type)
@@ -249,6 +253,19 @@ class ExtractionPool:
                 self._retire(worker, kill=not healthy)
             return outcome
 
+    async def _inline(self, source: SourceFile) -> ExtractOutcome:
+        """A small text file, read on the event loop's thread. No free descriptor is waited
+        for here without blocking the loop: in this process, the sockets of requests in
+        flight hold them, and they close only while the loop runs."""
+
+        def attempt() -> ExtractOutcome:
+            return process_source(source, self._extract, self._chunk, self.counter, wait=False)
+
+        try:
+            return await retry_out_of_fds_async(attempt)
+        except OSError as exc:  # still none after FD_RETRY_TOTAL_S
+            return FailedDocument(source, None, "UnreadableFile", os_reason(exc))
+
     async def _take_worker(self, doc_type: str) -> _Worker | str:
         while self._idle:
             worker = self._idle.pop()
@@ -261,25 +278,20 @@ class ExtractionPool:
 
     async def _start_worker(self, doc_type: str) -> _Worker | str:
         """A ready worker, or why one could not be started."""
-        context = _context(doc_type, self.counter.name == "exact")
-        parent_conn, child_conn = context.Pipe(duplex=True)
-        process = context.Process(
-            target=worker_main,
-            args=(child_conn, self._extract, self._chunk),
-            name="dscall-extract",
-            daemon=True,
-        )
-        worker = _Worker(process, parent_conn)
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(None, process.start)
-        except OSError as exc:
-            parent_conn.close()
-            return f"could not start an extraction worker: {exc}"
-        finally:
-            child_conn.close()  # the child holds its end; EOF now means the child is gone
-        self._live.add(worker)
-        self.workers_started += 1
+        delays = fd_retry_delays()
+        while True:
+            try:
+                worker = await self._launch(doc_type)
+                break
+            except OSError as exc:
+                # No free descriptor for its pipes (or for the first import of the fork
+                # server's module) is dscall's limit, not the file's: wait, without blocking
+                # the loop whose sockets hold them, and try again.
+                delay = next(delays, None) if out_of_fds(exc) else None
+                if delay is None:
+                    return f"could not start an extraction worker: {exc}"
+            await asyncio.sleep(delay)
+        parent_conn = worker.conn
         try:
             if not await _readable(parent_conn, _STARTUP_TIMEOUT_S):
                 raise asyncio.TimeoutError
@@ -292,6 +304,28 @@ class ExtractionPool:
         if message != READY:
             self._retire(worker, kill=True)
             return f"extraction worker failed to start: {message}"
+        return worker
+
+    async def _launch(self, doc_type: str) -> _Worker:
+        """A started worker process (not yet ready). Raises ``OSError``."""
+        context = _context(doc_type, self.counter.name == "exact")
+        parent_conn, child_conn = context.Pipe(duplex=True)
+        process = context.Process(
+            target=worker_main,
+            args=(child_conn, self._extract, self._chunk),
+            name="dscall-extract",
+            daemon=True,
+        )
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, process.start)
+        except OSError:
+            parent_conn.close()
+            raise
+        finally:
+            child_conn.close()  # the child holds its end; EOF now means the child is gone
+        worker = _Worker(process, parent_conn)
+        self._live.add(worker)
+        self.workers_started += 1
         return worker
 
     async def _run(self, worker: _Worker, source: SourceFile) -> tuple[ExtractOutcome | None, bool]:

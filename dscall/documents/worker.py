@@ -25,6 +25,7 @@ from dscall.config import STREAM_TEXT_MIN_BYTES, ChunkSettings, ExtractSettings
 from dscall.documents.bigtext import chunk_text_file, scan_text_file, streamed
 from dscall.documents.extract import doc_id_of, extract_bytes, open_source, os_reason
 from dscall.errors import DocumentError, one_line
+from dscall.fdlimit import out_of_fds
 from dscall.tokens import TokenCounter, make_counter, use_parallel_encoding
 from dscall.types import ChunkedDocument, ExtractOutcome, FailedDocument, SourceFile
 
@@ -45,16 +46,20 @@ def process_source(
     chunk: ChunkSettings,
     counter: TokenCounter,
     progress: Callable[[], None] | None = None,
+    *,
+    wait: bool = True,
 ) -> ExtractOutcome:
     """Extract and chunk one file; every failure becomes a ``FailedDocument``.
 
     A text file of ``STREAM_TEXT_MIN_BYTES`` or more is streamed (see ``bigtext``), calling
-    ``progress`` after each block read and each window chunked.
+    ``progress`` after each block read and each window chunked. Without ``wait``, a file that
+    cannot be opened for want of a free descriptor raises that ``OSError`` instead of waiting
+    (``open_source``): the caller on the event loop waits for one without blocking it.
     """
     doc_id = None
     stage = "reading"
     try:
-        with open_source(source.path) as handle:
+        with open_source(source.path, wait=wait) as handle:
             if source.doc_type in ("txt", "md") and streamed(handle, STREAM_TEXT_MIN_BYTES):
                 scan = scan_text_file(handle, source.path, progress)
                 doc_id = scan.doc_id
@@ -73,6 +78,8 @@ def process_source(
     except RecursionError:
         return FailedDocument(source, doc_id, "CorruptDocument", "structure nested too deeply")
     except OSError as exc:  # a read failing half-way (I/O error, file vanished from NFS)
+        if not wait and out_of_fds(exc):
+            raise
         return FailedDocument(source, doc_id, "UnreadableFile", os_reason(exc))
     except Exception as exc:  # a library failing in a way it does not document, or a bug
         error_type = "CorruptDocument" if stage == "reading" else "ExtractionCrashed"
