@@ -131,6 +131,16 @@ DEFAULT_NAMESPACE = "default"
 # A cache write waits at most this long for another process's sqlite write lock; the wait
 # blocks the event loop, and a put that gives up only costs the checkpoint of one answer.
 CACHE_LOCK_TIMEOUT_S = 10.0
+# Cross-process single flight (SPEC §5): a run holds a lease on each request it has in flight,
+# renewed every CACHE_LEASE_S / 3; a lease whose holder stops renewing (a crash on another host)
+# frees after CACHE_LEASE_S. A holder on this machine whose process is gone (kill -9) is taken
+# over at once, at the next poll.
+CACHE_LEASE_S = 30.0
+# A run waiting for another run's answer looks for it (and for the lease) this often, for all the
+# requests it waits on at once.
+CACHE_LEASE_POLL_S = 0.25
+# `--wait-lock`: how often a run waiting for another run's output lock tries it again.
+OUTPUT_LOCK_POLL_S = 0.5
 PARQUET_ROW_GROUP_ROWS = 8192
 # ... or fewer, once the buffered text (chunk texts, outputs) reaches this many characters:
 # 8,192 rows of 2,000-token chunks would otherwise hold ~70 MB of text before each write.

@@ -19,6 +19,10 @@ A store that cannot be opened is a ``UsageError`` (exit 2) before any request is
 the run is going, a failed read is a miss and a failed write loses only that checkpoint: the
 answer still reaches the output, so neither stops the run; they are counted in ``errors`` and
 the first one is reported through ``on_error``.
+
+The store also holds the leases of cross-process single flight (``dscall.calls.leases``): keys
+``lease:<hash>``, which are not answers: never counted as entries, and kept by ``clear_cache``
+while they are live.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import asyncio
 import hashlib
 import os
 import re
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,14 +41,22 @@ import diskcache
 from diskcache.core import MODE_RAW
 
 from dscall import jsonio
-from dscall.config import CACHE_LOCK_TIMEOUT_S
+from dscall.calls.leases import (
+    STORE_ERRORS,
+    Claim,
+    Leases,
+    StopCheck,
+    clear_answers,
+    count_leases,
+)
+from dscall.config import CACHE_LEASE_POLL_S, CACHE_LEASE_S, CACHE_LOCK_TIMEOUT_S
 from dscall.errors import UsageError, one_line
 from dscall.types import CallResponse, Usage
 
 _FORMAT = 1  # the "v" of every stored value; a newer dscall may write a higher one
 _DB_NAME = "cache.db"  # diskcache's file name
 _MARKER = "namespace.txt"
-_STORE_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout)
+_STORE_ERRORS = STORE_ERRORS
 _SETTINGS: dict[str, Any] = {
     # The cache is the checkpoint: evicting entries behind the user's back would make a rerun
     # pay again. `dscall cache clear` is how space comes back.
@@ -235,7 +246,9 @@ class ResultCache:
     Inside a running event loop, answers that arrive in the same loop iteration are committed
     together, in one transaction, at the end of that iteration (``loop.call_soon``): the
     transaction's BEGIN/COMMIT is most of a put's cost, and the answers are on disk before the
-    loop does anything else. Outside a loop, ``put`` commits before it returns.
+    loop does anything else. Outside a loop, ``put`` commits before it returns. Leases
+    (``acquire``, ``release``) are written in that same transaction: an answer and the release
+    of its lease commit together, and taking a lease costs no transaction of its own.
     """
 
     def __init__(
@@ -245,6 +258,10 @@ class ResultCache:
         *,
         on_error: Callable[[str], None] | None = None,
         timeout_s: float = CACHE_LOCK_TIMEOUT_S,
+        run_id: str | None = None,
+        on_notice: Callable[[str], None] | None = None,
+        lease_s: float = CACHE_LEASE_S,
+        lease_poll_s: float = CACHE_LEASE_POLL_S,
     ) -> None:
         self.path = namespace_path(directory, namespace)
         self.namespace = namespace
@@ -252,6 +269,17 @@ class ResultCache:
         self._on_error = on_error
         self._store = _open_store(self.path, namespace, timeout_s)
         self._pending: dict[str, bytes] = {}  # answers waiting for this iteration's commit
+        self._flush_scheduled = False
+        self.leases = Leases(
+            self._store,
+            answer=self.get,
+            schedule=self._schedule,
+            failed=self._failed,
+            notify=on_notice,
+            run_id=run_id,
+            lease_s=lease_s,
+            poll_s=lease_poll_s,
+        )
 
     def get(self, request_hash: str) -> CallResponse | None:
         """The stored answer, or None. A corrupt entry is deleted and counts as a miss."""
@@ -272,39 +300,68 @@ class ResultCache:
             return None
 
     def put(self, request_hash: str, response: CallResponse) -> None:
-        """Store ``response``: committed before this returns, or, inside an event loop, at the
-        end of the current loop iteration together with the other answers of that iteration."""
-        data = _encode(response)
+        """Store ``response`` and release our lease on it, in one transaction: committed before
+        this returns, or, inside an event loop, at the end of the current loop iteration
+        together with everything else written in that iteration."""
+        self._pending[request_hash] = _encode(response)
+        self.leases.release(request_hash)
+        self._schedule()
+
+    async def acquire(self, request_hash: str, *, check_answer: bool = True) -> Claim:
+        """Take the cross-process lease on ``request_hash``, at the end of this loop iteration.
+        None: ours, send the request. A response: another run stored the answer meanwhile
+        (looked for only with ``check_answer``). A ``LeaseHolder``: another live process has
+        the request in flight; ``wait`` for it."""
+        return await self.leases.take(request_hash, check_answer)
+
+    def release(self, request_hash: str) -> None:
+        """Give up our lease on ``request_hash`` (its call ended without an answer), if held."""
+        if self.leases.release(request_hash):
+            self._schedule()
+
+    async def wait(self, request_hash: str, stop: StopCheck) -> CallResponse | None:
+        """Wait while another process holds the lease: the answer it stored, or None once the
+        lease is free to ``acquire`` again. Raises ``stop()``'s reason once it gives one."""
+        return await self.leases.wait(request_hash, stop)
+
+    def _schedule(self) -> None:
+        """Write at the end of this loop iteration; outside a loop, now."""
+        if self._flush_scheduled:
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            loop = None
-        if loop is None:
-            try:
-                self._store.set(request_hash, data)
-            except _STORE_ERRORS as exc:
-                self._failed("write", exc)
+            self.flush()
             return
-        if not self._pending:
-            loop.call_soon(self.flush)
-        self._pending[request_hash] = data
+        self._flush_scheduled = True
+        loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Commit the answers waiting for the end of this loop iteration, in one transaction."""
+        """Commit what waits for the end of this loop iteration (answers, lease releases and
+        takes) in one transaction."""
+        self._flush_scheduled = False
         pending, self._pending = self._pending, {}
-        if not pending:
+        batch = self.leases.batch()
+        if not pending and batch is None:
             return
         store = self._store
+        committed = False
         try:
             with store.transact():
                 for request_hash, data in pending.items():
                     store.set(request_hash, data)
+                if batch is not None:
+                    batch.write()
+            committed = True
         except _STORE_ERRORS as exc:
             self._failed("write", exc)
+        if batch is not None:
+            batch.settle(committed)  # every claim is answered, written or not
 
     def __len__(self) -> int:
+        """Stored answers (leases are not entries)."""
         self.flush()
-        return len(self._store)
+        return len(self._store) - count_leases(self._store)
 
     def _discard(self, request_hash: str) -> None:
         try:
@@ -324,6 +381,9 @@ class ResultCache:
             )
 
     def close(self) -> None:
+        """Commit what is pending, give back every lease still held, and close the store."""
+        self.leases.close()  # takes still queued are cancelled: they take nothing
+        self.leases.release_all()  # none after a normal run: each call released its own
         self.flush()
         self._store.close()
 
@@ -399,7 +459,9 @@ def cache_stats(directory: Path, namespace: str | None = None) -> list[Namespace
     for name, path in sorted(_targets(directory, namespace).items()):
         store = _open_store(path, None, CACHE_LOCK_TIMEOUT_S)
         try:
-            entries = len(store)
+            entries = len(store) - count_leases(store)
+        except _STORE_ERRORS as exc:
+            raise UsageError(f"cannot read the cache at {path}: {_reason(exc)}") from exc
         finally:
             store.close()
         result.append(NamespaceStats(name, path, entries, _size_on_disk(path)))
@@ -410,13 +472,14 @@ def clear_cache(directory: Path, namespace: str | None = None) -> int:
     """Remove every entry of ``namespace`` (all namespaces if None); returns how many.
 
     Entries are deleted through sqlite, so a run using the store at the same time is safe; the
-    folders stay. With sqlite's auto-vacuum the file shrinks as rows go.
+    folders stay. With sqlite's auto-vacuum the file shrinks as rows go. The leases of runs in
+    progress stay (their single flight goes on); those left by killed runs go.
     """
     removed = 0
     for _, path in sorted(_targets(directory, namespace).items()):
         store = _open_store(path, None, CACHE_LOCK_TIMEOUT_S)
         try:
-            removed += int(store.clear())
+            removed += clear_answers(store)
         except _STORE_ERRORS as exc:
             raise UsageError(f"cannot clear the cache at {path}: {_reason(exc)}") from exc
         finally:

@@ -4,6 +4,11 @@
         │no
     same request already in flight? ──yes──> wait for it (single flight)
         │no
+    cache.acquire(): the cross-process lease on the request (calls.leases)
+        answer stored meanwhile ──> outcome (cached)
+        another live run has it ──> wait for its answer (outcome, cached) or for the lease to
+                                    come free (its call failed, its process died): take it
+        ours (or no cache) ──┐
     for each attempt (tenacity, policy in calls.retry):
         breaker.before_call()      waits while the endpoint is down; EndpointDown past max outage
         limits.acquire()           adaptive concurrency + optional rpm/tpm buckets
@@ -11,11 +16,18 @@
                                    back, wait on the breaker again
         backend.send()             one HTTP attempt
         limits.release(), breaker.record_*(), audit line
-    cache.put()                    the moment the answer arrives: the cache is the checkpoint
+    cache.put()                    the moment the answer arrives: the cache is the checkpoint;
+                                   the lease goes in the same transaction (or with the last
+                                   failure, or cancellation, through cache.release())
 
 A ``RunStopped`` error (401, 402, outage, interrupt) is not retried: it propagates to the
 engine, which stops dispatching. Requests already on the wire are allowed to finish, since the
-endpoint bills them either way.
+endpoint bills them either way; a request waiting for another run's answer stops waiting.
+
+An answer another run paid for is this run's row like a cache hit (``cached``, 0 attempts, cost
+0) and writes no audit line: the audit log records attempts, and the attempt is the other run's
+line. ``--refresh`` takes leases, so that other runs wait for its answers, but waits for nobody:
+it is asked to pay again.
 """
 
 from __future__ import annotations
@@ -164,6 +176,7 @@ class ChunkCaller:
         started = time.time()
         attempts = 0
         latency_ms = 0.0
+        cache = self._cache
 
         async def attempt() -> CallResponse:
             nonlocal attempts, latency_ms
@@ -173,8 +186,12 @@ class ChunkCaller:
 
         try:
             try:
-                response = await call_with_retries(self._retrying, attempt)
+                reused = await self._lead(request) if cache is not None else None
+                if reused is None:
+                    response = await call_with_retries(self._retrying, attempt)
             except CallError as exc:
+                if cache is not None:
+                    cache.release(request.request_hash)
                 outcome = CallOutcome(
                     None,
                     exc.error_type,
@@ -186,12 +203,17 @@ class ChunkCaller:
                     time.time(),
                 )
             else:
-                if self._cache is not None:
-                    self._cache.put(request.request_hash, response)
-                outcome = CallOutcome(
-                    response, None, None, attempts, False, latency_ms, started, time.time()
-                )
+                if reused is not None:  # another run paid for it
+                    outcome = CallOutcome(reused, None, None, 0, True, 0.0, started, time.time())
+                else:
+                    if cache is not None:  # releases the lease in the answer's transaction
+                        cache.put(request.request_hash, response)
+                    outcome = CallOutcome(
+                        response, None, None, attempts, False, latency_ms, started, time.time()
+                    )
         except BaseException as exc:
+            if cache is not None:
+                cache.release(request.request_hash)
             # Followers must not wait forever for a leader that stopped, was cancelled or broke.
             leader.set_exception(exc if isinstance(exc, RunStopped) else Interrupted("cancelled"))
             leader.exception()  # mark retrieved: followers may never look
@@ -201,6 +223,27 @@ class ChunkCaller:
                 del self._in_flight[request.request_hash]
         leader.set_result(outcome)
         return outcome
+
+    async def _lead(self, request: CallRequest) -> CallResponse | None:
+        """Take the cross-process lease on ``request``: None when this run is to send it, or
+        the answer another run stored. Raises the stop reason if the run stops meanwhile."""
+        cache = self._cache
+        assert cache is not None
+        request_hash = request.request_hash
+        while True:
+            claim = await cache.acquire(request_hash, check_answer=self._read_cache)
+            if claim is None or isinstance(claim, CallResponse):
+                return claim
+            if not self._read_cache:  # --refresh: sent again by design, whoever has it
+                return None
+            stop = self._stop_requested()
+            if stop is not None:
+                raise stop
+            response = await cache.wait(request_hash, self._stop_requested)
+            if response is not None:
+                return response
+            # The lease came free without an answer (the other run's call failed, or its
+            # process is gone): take it, unless yet another run was quicker.
 
     async def _attempt(
         self, request: CallRequest, context: RequestContext, attempt: int

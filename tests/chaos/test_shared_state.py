@@ -1,7 +1,8 @@
 """Two dscall processes at once, sharing one --cache-dir and one --audit-log, on overlapping
-corpora: no corrupted cache entry (a third run of each reads every answer back and sends
-nothing), no interleaved or torn audit line (each line is one whole JSON object with every
-field, and there is one per request the endpoint received).
+corpora: no chunk paid for twice (cross-process single flight), no corrupted cache entry (a
+third run of each reads every answer back and sends nothing), no interleaved or torn audit line
+(each line is one whole JSON object with every field, and there is one per request the endpoint
+received).
 """
 
 from __future__ import annotations
@@ -103,8 +104,10 @@ def test_two_processes_share_a_cache_and_an_audit_log(
         assert proc.wait(timeout=90) == 0, (tmp_path / f"{name}.err").read_text()
 
     stats = sim.stats()
-    # The processes share no single flight: both may send a chunk they have in common.
+    # The processes share single flight through the cache's leases: a chunk they have in
+    # common is sent by one of them (retried by it, or, if its call failed, by the other).
     assert stats["max_attempts_per_body"] <= 2 * (MAX_RETRIES + 1)
+    assert stats["bodies_paid_more_than_once"] == 0
     assert stats["responses_by_status"]["503"] > 0
     hashes: set[str] = set()
     for name, corpus in zip(runs, corpora, strict=True):
