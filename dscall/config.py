@@ -155,6 +155,9 @@ AUDIT_FLUSH_INTERVAL_S = 1.0
 # interval passed): appends from two processes then never interleave inside a line.
 AUDIT_BUFFER_BYTES = 64 * 1024
 DEFAULT_MOCK_KEY = "sk-mock-dscall-demo"
+# The answer source (part of every cache key) of `--mock` runs: the in-process simulator listens
+# on a new port each time, and its answers must never be taken for a real endpoint's.
+MOCK_ANSWER_SOURCE = "dscall-simulator"
 
 
 def default_cache_dir() -> Path:
@@ -227,7 +230,9 @@ class OutputSettings:
     documents_out: Path | None = None
     include_text: bool = True
     audit_log: Path | None = None
-    summary_json: Path | None = None
+    summary_json: Path | None = None  # Path("-"): standard output
+    force: bool = False  # replace existing files that are not dscall outputs
+    wait_lock: bool = False  # wait for another run writing the same output, not refuse
 
 
 def settings_metadata(*parts: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from dscall.calls.cache import ResultCache
-from dscall.calls.request import RequestBuilder
+from dscall.calls.request import RequestBuilder, answer_source
 from dscall.config import ProcessSettings
 from dscall.documents.discover import discover
 from dscall.documents.pool import ExtractionPool, extract_in_order
@@ -37,7 +37,11 @@ async def estimate_run(
     settings: ProcessSettings, stats: RunStats, notify: Notify
 ) -> list[DocumentEstimate]:
     prices = load_prices(settings.prices_file)
-    requests = RequestBuilder(settings.prompt, settings.cache.namespace)
+    requests = RequestBuilder(
+        settings.prompt,
+        settings.cache.namespace,
+        answer_source(settings.call, settings.mock),
+    )
     model = settings.prompt.model
     now = datetime.now(timezone.utc)
     cache = None

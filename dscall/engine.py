@@ -9,7 +9,12 @@
 
 Dispatch waits while the reorder window is full, so the number of requests built, tasks alive
 and rows held is bounded whatever the corpus size. Stopping (interrupt, 401, 402, outage,
-budget) ends dispatch; what is on the wire finishes and is written.
+budget, a failed output) ends dispatch; what is on the wire finishes and is written (to the
+cache, at least: an output that failed takes no more rows).
+
+A document whose file changes or vanishes while its chunks are being read (streamed text files
+are read again as their chunks are dispatched) ends with a ``FileChanged`` error row after the
+rows of the chunks already sent; later documents go on.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 from dscall.budget import BalanceWatch, Budget
 from dscall.calls.caller import CallOutcome, ChunkCaller, RequestContext, internal_error_outcome
 from dscall.calls.request import RequestBuilder
-from dscall.errors import BudgetExhausted, RunStopped
+from dscall.errors import BudgetExhausted, DocumentError, RunStopped
 from dscall.rows import ReorderBuffer, RowBuilder
 from dscall.stats import RunStats
 from dscall.types import CallRequest, Chunk, ChunkedDocument, ExtractOutcome, FailedDocument
@@ -98,10 +103,22 @@ class Engine:
             if not outcome.chunks:
                 await self._document_failed(self._rows.no_text(outcome))
                 continue
-            for chunk in outcome.chunks:
+            chunks = iter(outcome.chunks)
+            sent = 0
+            while True:
+                try:
+                    # A streamed text file is read again as its chunks are taken: a file that
+                    # changed or vanished since it was chunked fails here, mid-document.
+                    chunk = next(chunks, None)
+                except DocumentError as exc:
+                    await self._document_changed(outcome, sent, exc)
+                    break
+                if chunk is None:
+                    break
                 if self._reorder.full:
                     await self._reorder.wait_for_room()
                 self._dispatch(outcome, chunk)
+                sent += 1
                 if self.stop_reason is not None:
                     return
 
@@ -111,6 +128,16 @@ class Engine:
         if self._reorder.full:
             await self._reorder.wait_for_room()
         self._reorder.put(self._reorder.assign(), self._rows.failed_document_row(failed))
+
+    async def _document_changed(self, doc: ChunkedDocument, sent: int, exc: DocumentError) -> None:
+        """The rest of ``doc`` cannot be read as it was chunked: one error row for the
+        document after the rows of the chunks already sent; the run goes on."""
+        self._stats.documents_failed += 1
+        message = f"{exc.message} (after {sent} of {len(doc.chunks)} chunks were sent)"
+        self._notify(f"{doc.source.rel_path}: FileChanged: {message}")
+        if self._reorder.full:
+            await self._reorder.wait_for_room()
+        self._reorder.put(self._reorder.assign(), self._rows.changed_document_row(doc, message))
 
     def _dispatch(self, doc: ChunkedDocument, chunk: Chunk) -> None:
         request = self._requests.build(chunk, doc.source.rel_path)

@@ -13,7 +13,8 @@ catches only ``DscallError`` and prints a one-line message; the exit code comes 
     │   ├── EncryptedDocument       password-protected PDF or Word (OLE2) file
     │   ├── CorruptDocument         truncated, malformed, wrong content for the extension
     │   ├── ExtractionTimeout       took longer than --extract-timeout
-    │   └── ExtractionCrashed       the worker process died (memory limit, segfault)
+    │   ├── ExtractionCrashed       the worker process died (memory limit, segfault)
+    │   └── FileChanged             changed or vanished while its chunks were being sent
     ├── CallError                   one attempt at one chunk failed
     │   ├── RetryableCallError      worth another attempt (transient)
     │   │   ├── HTTPStatusError     408/409/429/5xx; carries status and Retry-After
@@ -28,7 +29,8 @@ catches only ``DscallError`` and prints a one-line message; the exit code comes 
         ├── InsufficientBalance     402
         ├── EndpointDown            circuit open for longer than --max-outage
         ├── BudgetExhausted         the next dispatch would pass --budget-usd
-        └── Interrupted             SIGINT / SIGTERM
+        ├── Interrupted             SIGINT / SIGTERM
+        └── OutputFailed            the output itself cannot be written (disk full, EIO)
 
 Messages never contain the API key: ``redact`` is applied wherever text from outside (a server
 body, an exception string) is put into a message.
@@ -121,6 +123,10 @@ class ExtractionCrashed(DocumentError):
     pass
 
 
+class FileChanged(DocumentError):
+    pass
+
+
 class CallError(DscallError):
     pass
 
@@ -186,3 +192,7 @@ class BudgetExhausted(RunStopped):
 
 class Interrupted(RunStopped):
     pass
+
+
+class OutputFailed(RunStopped):
+    """Writing the output failed; answers already received stay in the cache."""

@@ -5,12 +5,22 @@ Rows are buffered column by column and written in row groups, so memory is bound
 group whatever the number of rows. The file is written to a temporary name beside the target
 and renamed over it by ``close()``; a crash or ``abort()`` leaves the previous file (or
 nothing) at the output path, never half a file.
+
+The key-value metadata (key ``dscall``, one JSON object of plain values) is written at
+``close()``, so it can say how the run ended (``complete``, ``stop_reason``, ``exit_code``,
+rows per status). The Arrow schema is therefore not stored in the file (``store_schema``):
+it would freeze the metadata as it was at the start; every column type round-trips without it.
+
+A failure of the output itself (disk full, I/O error) while writing is ``OutputFailed``, a
+``RunStopped``: the run stops dispatching, answers already received stay in the cache.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dscall.config import PARQUET_ROW_GROUP_ROWS, PARQUET_ROW_GROUP_TEXT_CHARS
-from dscall.errors import UsageError
+from dscall.errors import OutputFailed, UsageError, one_line
 
 _DOCUMENT_FIELDS: list[pa.Field] = [
     pa.field("doc_path", pa.string()),
@@ -142,6 +152,7 @@ class ParquetRowWriter:
     ) -> None:
         self.path = path
         self.rows_written = 0
+        self.published = False  # renamed into place by close()
         self._row_group_rows = row_group_rows
         self._row_group_text_chars = row_group_text_chars
         self._names: list[str] = list(schema.names)
@@ -150,8 +161,9 @@ class ParquetRowWriter:
         self._columns: dict[str, list[Any]] = {name: [] for name in self._names}
         self._buffered = 0
         self._buffered_chars = 0
-        encoded = {key: json.dumps(value, default=str) for key, value in (metadata or {}).items()}
-        self._schema = schema.with_metadata({"dscall": json.dumps(encoded)} if encoded else {})
+        # Updated by the caller until ``close()`` writes it (how the run ended is known last).
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._schema = schema
         self._temp = temp_path_for(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,10 +171,10 @@ class ParquetRowWriter:
                 raise UsageError(f"cannot write {path}: it is a folder")
             remove_stale_temps(path)
             self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-                str(self._temp), self._schema, compression="zstd"
+                str(self._temp), self._schema, compression="zstd", store_schema=False
             )
         except (OSError, pa.ArrowException) as exc:
-            raise UsageError(f"cannot write {path}: {exc}") from exc
+            raise UsageError(f"cannot write {path}: {_reason(exc)}") from exc
 
     def write(self, row: Mapping[str, Any]) -> None:
         for name in self._names:
@@ -187,29 +199,53 @@ class ParquetRowWriter:
         if not self._buffered or self._writer is None:
             return
         table = pa.Table.from_pydict(self._columns, schema=self._schema)
-        self._writer.write_table(table)
+        try:
+            self._writer.write_table(table)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._failed(exc) from exc
         self.rows_written += self._buffered
         self._columns = {name: [] for name in self._names}
         self._buffered = 0
         self._buffered_chars = 0
 
     def close(self) -> None:
-        """Flush, fsync and rename the temporary file over the output path."""
+        """Flush, write the metadata, fsync and rename the temporary file over the output
+        path. Raises ``OutputFailed`` (after removing the temporary file) if any of it fails."""
         if self._writer is None:
             return
-        self.flush()
-        self._writer.close()
-        self._writer = None
-        with open(self._temp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(self._temp, self.path)
-
-    def abort(self) -> None:
-        """Drop the temporary file; the output path keeps whatever it held before."""
-        if self._writer is not None:
+        try:
+            self.flush()
+            if self.metadata:
+                encoded = json.dumps(self.metadata, default=str, sort_keys=True)
+                self._writer.add_key_value_metadata({METADATA_KEY: encoded})
             self._writer.close()
             self._writer = None
-        self._temp.unlink(missing_ok=True)
+            with open(self._temp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(self._temp, self.path)
+            self.published = True
+        except (OSError, pa.ArrowException) as exc:
+            self.abort()
+            raise self._failed(exc) from exc
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop the temporary file; the output path keeps whatever it held before. Never
+        raises for the file's sake: on a full disk, closing the writer fails too."""
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None:
+                writer.close()
+        except (OSError, pa.ArrowException):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                self._temp.unlink(missing_ok=True)
+
+    def _failed(self, exc: BaseException) -> OutputFailed:
+        return OutputFailed(f"cannot write {self.path}: {_reason(exc)}")
 
     def __enter__(self) -> ParquetRowWriter:
         return self
@@ -226,10 +262,28 @@ class ParquetRowWriter:
             self.abort()
 
 
+METADATA_KEY = "dscall"
+_ERRNO = re.compile(r"\[errno (\d+)\]", re.IGNORECASE)
+
+
+def _reason(exc: BaseException) -> str:
+    """The OS's words for an I/O failure ("No space left on device"), else the message."""
+    # pyarrow's own I/O errors carry the errno inside their text: "Error writing bytes to
+    # file. Detail: [errno 28] No space left on device".
+    found = _ERRNO.search(str(exc))
+    if found:
+        return os.strerror(int(found.group(1)))
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return one_line(str(exc), 200) or type(exc).__name__
+
+
 def read_metadata(path: Path) -> dict[str, Any]:
-    """The settings dscall stored in a file's key-value metadata, decoded."""
-    raw = pq.read_schema(str(path)).metadata or {}
-    blob = raw.get(b"dscall")
+    """What dscall stored in a file's key-value metadata (run id, version, settings, how the
+    run ended): one JSON object; {} for a Parquet file dscall did not write."""
+    raw = pq.read_metadata(str(path)).metadata or {}
+    blob = raw.get(METADATA_KEY.encode())
     if blob is None:
         return {}
-    return {key: json.loads(value) for key, value in json.loads(blob).items()}
+    decoded = json.loads(blob)
+    return decoded if isinstance(decoded, dict) else {}

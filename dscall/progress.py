@@ -29,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dscall.config import PROGRESS_PLAIN_INTERVAL_S, PROGRESS_REFRESH_PER_S
+from dscall.errors import UsageError
 from dscall.stats import RunStats
 
 Mode = Literal["rich", "plain", "quiet"]
@@ -212,14 +213,18 @@ class ProgressDisplay:
         tb: TracebackType | None,
     ) -> None:
         self.stats.finish()
+        # A usage error means nothing ran: no "done: 0 chunks" line before its message.
+        ran = not isinstance(exc, UsageError)
         if self._live is not None:
+            self._live.transient = not ran
             self._live.stop()  # draws the final state and leaves it on screen
             self._live = None
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
-            self._write(self.line(final=True))
+            if ran:
+                self._write(self.line(final=True))
 
     def note(self, message: str) -> None:
         """A one-line notice (skipped file, failed document, retry storm); not in quiet mode."""

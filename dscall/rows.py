@@ -111,6 +111,22 @@ class RowBuilder:
             reason = "no extractable text"
         return FailedDocument(doc.source, doc.doc_id, "NoTextFound", reason)
 
+    def changed_document_row(self, doc: ChunkedDocument, message: str) -> Row:
+        """The error row of a document whose file changed or vanished mid-run."""
+        return {
+            DOC_KEY: doc,
+            "run_id": self.run_id,
+            "doc_path": doc.source.rel_path,
+            "doc_id": doc.doc_id,
+            "doc_type": doc.source.doc_type,
+            "chunk_count": len(doc.chunks),
+            "status": "error",
+            "error_type": "FileChanged",
+            "error_message": message,
+            "attempts": 0,
+            "cached": False,
+        }
+
     def failed_document_row(self, failed: FailedDocument) -> Row:
         return {
             DOC_KEY: failed,
@@ -222,23 +238,29 @@ class DocumentMerger:
                 chunks_failed=0,
             )
             return merged
-        ok = [row for row in rows if row.get("status") == "ok"]
-        failed = [row for row in rows if row.get("status") == "error"]
-        missing = len(doc.chunks) - len(rows)
-        if missing:
+        chunk_rows = [row for row in rows if row.get("chunk_index") is not None]
+        # A document-level error row (the file changed mid-run) fails the whole document.
+        doc_error = next((row for row in rows if row.get("chunk_index") is None), None)
+        ok = [row for row in chunk_rows if row.get("status") == "ok"]
+        failed = [row for row in chunk_rows if row.get("status") == "error"]
+        missing = len(doc.chunks) - len(chunk_rows)
+        if doc_error is not None:
+            status = "error"
+        elif missing:
             status = "incomplete"
         elif not failed:
             status = "ok"
         else:
             status = "error" if not ok else "partial"
-        first_error = failed[0] if failed else None
+        first_error = doc_error or (failed[0] if failed else None)
         merged.update(
             page_count=doc.page_count,
             no_text_pages=list(doc.no_text_pages),
             chunk_count=len(doc.chunks),
             chunks_ok=len(ok),
             chunks_failed=len(failed),
-            output="\n\n".join(row["output"] for row in ok),
+            # The answers of a file that changed under dscall are not the document's answer.
+            output=None if doc_error else "\n\n".join(row["output"] for row in ok),
             status=status,
             error_type=first_error["error_type"] if first_error else None,
             error_message=(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -27,11 +26,12 @@ from dscall.calls.cache import ResultCache
 from dscall.calls.caller import ChunkCaller
 from dscall.calls.http import EndpointInfo, HttpBackend
 from dscall.calls.limits import CallLimits
-from dscall.calls.request import RequestBuilder
+from dscall.calls.request import RequestBuilder, answer_source
 from dscall.config import (
     API_KEY_ENV,
     DEFAULT_MOCK_KEY,
     REORDER_WINDOW_MIN,
+    OutputSettings,
     ProcessSettings,
     settings_metadata,
 )
@@ -43,13 +43,16 @@ from dscall.errors import (
     EXIT_SOME_FAILED,
     EXIT_STOPPED,
     InsufficientBalance,
-    Interrupted,
+    OutputFailed,
     RunStopped,
+    TransportError,
     UsageError,
 )
 from dscall.output import ParquetRowWriter, documents_schema, results_schema
+from dscall.output_safety import OutputPath, check_outputs
 from dscall.pricing import load_prices
 from dscall.rows import DocumentMerger, ReorderBuffer, RowBuilder
+from dscall.run_control import RunControl, signals_stop
 from dscall.stats import RunStats
 from dscall.types import ExtractOutcome, SkippedFile, SourceFile
 
@@ -63,6 +66,7 @@ class RunResult:
     stop_reason: RunStopped | None
     rows_written: int
     out: Path
+    published: bool = True  # False: the output could not be written (the run's stop reason)
 
 
 def new_run_id() -> str:
@@ -102,45 +106,75 @@ def first_or_fail(sources: Iterator[SourceFile], inputs: tuple[str, ...]) -> Ite
     yield from sources
 
 
+def output_paths(out: OutputSettings) -> list[OutputPath]:
+    """The files a run writes, for ``check_outputs`` and the output locks."""
+    paths = [OutputPath("--out", out.out, "parquet")]
+    if out.documents_out is not None:
+        paths.append(OutputPath("--documents-out", out.documents_out, "parquet"))
+    if out.audit_log is not None:
+        paths.append(OutputPath("--audit-log", out.audit_log, "audit"))
+    if out.summary_json is not None:
+        paths.append(OutputPath("--summary-json", out.summary_json, "summary"))
+    return paths
+
+
 async def run_process(
     settings: ProcessSettings, api_key: str | None, stats: RunStats, notify: Notify
 ) -> RunResult:
     """Run ``dscall process``; with ``settings.mock``, against an in-process simulator."""
-    if not settings.mock:
-        return await _run(settings, resolve_api_key(api_key, mock=False), stats, notify)
-    from dscall.simulator import SimulatorConfig, start_simulator
+    check_outputs(output_paths(settings.output), settings.inputs, settings.output.force)
+    from dscall.output_lock import OutputLock
 
-    async with start_simulator(SimulatorConfig()) as sim:
-        call = replace(settings.call, base_url=sim.base_url)
-        return await _run(
-            replace(settings, call=call), resolve_api_key(api_key, mock=True), stats, notify
-        )
+    # One writer per output file for the whole run (SPEC §6); not the audit log, which
+    # concurrent runs share on purpose. Async: a --wait-lock wait ends at Ctrl-C.
+    locked = [p for p in (settings.output.out, settings.output.documents_out) if p is not None]
+    async with OutputLock(locked, wait=settings.output.wait_lock, notify=notify):
+        if not settings.mock:
+            return await _run(settings, resolve_api_key(api_key, mock=False), stats, notify)
+        from dscall.simulator import SimulatorConfig, start_simulator
+
+        async with start_simulator(SimulatorConfig()) as sim:
+            call = replace(settings.call, base_url=sim.base_url)
+            return await _run(
+                replace(settings, call=call), resolve_api_key(api_key, mock=True), stats, notify
+            )
 
 
 async def _run(
     settings: ProcessSettings, api_key: str, stats: RunStats, notify: Notify
 ) -> RunResult:
     run_id = new_run_id()
+    from dscall.fdlimit import fit_to_fd_limit
+
+    settings = fit_to_fd_limit(settings, notify)  # before any socket, file or worker is opened
     out = settings.output
     prices = load_prices(settings.prices_file)
     budget = (
-        Budget(settings.budget_usd, prices, settings.prompt.model)
+        Budget(
+            settings.budget_usd,
+            prices,
+            settings.prompt.model,
+            lookahead_s=settings.call.attempt_timeout_s,
+        )
         if settings.budget_usd is not None
         else None
     )
-    requests = RequestBuilder(settings.prompt, settings.cache.namespace)
+    source = answer_source(settings.call, settings.mock)
+    requests = RequestBuilder(settings.prompt, settings.cache.namespace, source)
     sources = first_or_fail(
         reported_sources(discover(settings.inputs, settings.discovery), stats, notify),
         settings.inputs,
     )
-    metadata = {
+    metadata: dict[str, Any] = {
         "run_id": run_id,
         "dscall_version": __version__,
         "started_at": datetime.now(timezone.utc).isoformat(),
+        "answer_source": source,
         "settings": settings_metadata(
             settings.prompt, settings.chunk, settings.call, settings.cache
         ),
     }
+    control = RunControl(notify)
     async with contextlib.AsyncExitStack() as stack:
         backend = await stack.enter_async_context(
             HttpBackend(api_key, settings.call, pool_size=settings.call.max_concurrency)
@@ -153,7 +187,13 @@ async def _run(
         cache = None
         if settings.cache.enabled:
             cache = stack.enter_context(
-                ResultCache(settings.cache.directory, settings.cache.namespace, on_error=notify)
+                ResultCache(
+                    settings.cache.directory,
+                    settings.cache.namespace,
+                    on_error=notify,
+                    run_id=run_id,
+                    on_notice=notify,
+                )
             )
         audit = None
         if out.audit_log is not None:
@@ -166,18 +206,20 @@ async def _run(
                     endpoint_host=backend.host,
                 )
             )
-        writer = stack.enter_context(
-            ParquetRowWriter(out.out, results_schema(out.include_text), metadata)
-        )
+        # The writers are closed (published) by hand below; on any way out before that, the
+        # callbacks drop their temporary files and the previous outputs stay as they were.
+        writers = [ParquetRowWriter(out.out, results_schema(out.include_text), metadata)]
+        stack.callback(writers[0].abort)
         merger = None
         if out.documents_out is not None:
-            doc_writer = stack.enter_context(
-                ParquetRowWriter(out.documents_out, documents_schema(), metadata)
-            )
-            merger = DocumentMerger(run_id, doc_writer.write)
+            doc_writer = ParquetRowWriter(out.documents_out, documents_schema(), metadata)
+            stack.callback(doc_writer.abort)
+            writers.append(doc_writer)
+            merger = DocumentMerger(run_id, control.guarded(doc_writer))
+        write_row = control.guarded(writers[0])
 
         def sink(row: dict[str, Any]) -> None:
-            writer.write(row)
+            write_row(row)
             if merger is not None:
                 merger.add(row)
 
@@ -212,23 +254,48 @@ async def _run(
         )
         rows = RowBuilder(run_id, out.include_text, prices, stats)
         engine = Engine(caller, requests, rows, reorder, stats, budget, balance, notify)
-        with _signals_stop(engine):
+        control.engine = engine
+        # Installed until the outputs are published: an interrupt during the final write
+        # must not abandon what finished (it is only acknowledged).
+        with signals_stop(control):
             async with ExtractionPool(settings.extract, settings.chunk) as pool:
                 outcomes = extract_in_order(sources, pool, lookahead=_lookahead(settings))
                 await engine.run(_counting(outcomes, stats))
-        reorder.drain()
-        if merger is not None:
-            merger.finish()
-    rows_written = writer.rows_written  # after close: includes the last row group
-    stop = engine.stop_reason
-    failures = stats.chunks_failed + stats.documents_failed
+            control.writing = True
+            reorder.drain()
+            if merger is not None:
+                merger.finish()
+            code = _exit_code(control.stop_reason, stats, settings.max_failures)
+            ended = {
+                "finished_at": datetime.now(timezone.utc).isoformat(),
+                # Every input was gone through (some rows may still be errors).
+                "complete": control.stop_reason is None,
+                "stop_reason": str(control.stop_reason) if control.stop_reason else None,
+                "exit_code": code,
+                "chunks_total": stats.chunks_total,
+                "chunks_not_sent": max(0, stats.chunks_total - stats.chunks_done),
+            }
+            if control.output_failed is None:
+                for writer in writers:
+                    writer.metadata.update(ended, rows_by_status=dict(control.counts[writer]))
+                    try:
+                        writer.close()
+                    except OutputFailed as exc:
+                        control.fail_output(exc)
+                        break
+    published = writers[0].published
+    rows_written = writers[0].rows_written if published else 0
+    stop = control.stop_reason
+    code = _exit_code(stop, stats, settings.max_failures)
+    return RunResult(run_id, code, stop, rows_written, out.out, published)
+
+
+def _exit_code(stop: RunStopped | None, stats: RunStats, max_failures: int) -> int:
     if stop is not None:
-        code = EXIT_STOPPED
-    elif failures > settings.max_failures:
-        code = EXIT_SOME_FAILED
-    else:
-        code = EXIT_OK
-    return RunResult(run_id, code, stop, rows_written, out.out)
+        return EXIT_STOPPED
+    if stats.chunks_failed + stats.documents_failed > max_failures:
+        return EXIT_SOME_FAILED
+    return EXIT_OK
 
 
 def _lookahead(settings: ProcessSettings) -> int:
@@ -248,7 +315,14 @@ async def _preflight(
     backend: HttpBackend, settings: ProcessSettings, notify: Notify
 ) -> EndpointInfo:
     """Ask the endpoint before paying: is it reachable, is the key good, is there money?"""
-    info = await backend.endpoint_info()
+    try:
+        info = await backend.endpoint_info()
+    except TransportError as exc:
+        # Nothing was sent or written yet: a configuration problem, not a failed run.
+        raise UsageError(
+            f"{exc.message} (pre-flight check; check --base-url and the network, or skip the "
+            "check with --no-preflight)"
+        ) from exc
     model = settings.prompt.model
     if info.models is not None and model not in info.models:
         offered = ", ".join(info.models) or "none"
@@ -261,33 +335,3 @@ async def _preflight(
     if info.balance_usd is not None and info.balance_usd <= 0:
         notify(f"warning: {backend.host} reports a balance of ${info.balance_usd:.2f}")
     return info
-
-
-@contextlib.contextmanager
-def _signals_stop(engine: Engine) -> Iterator[None]:
-    """First SIGINT/SIGTERM: stop dispatching, let requests in flight finish. Second: abandon
-    them. Either way what finished is written and the exit code is 3."""
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-
-    def handle() -> None:
-        if engine.stop_reason is None:
-            engine.request_stop(
-                Interrupted(
-                    "interrupted: finishing requests in flight (interrupt again to abandon)"
-                )
-            )
-        else:
-            engine.cancel_in_flight()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, handle)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-            pass
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)

@@ -3,7 +3,10 @@
 The layout serves DeepSeek's prefix cache: the system prompt and the instruction come first
 and are byte-identical across chunks; the chunk text comes last.
 
-``request_hash`` = sha256(namespace, canonical JSON of every parameter that changes the answer).
+``request_hash`` = sha256(namespace, answer source, canonical JSON of every parameter that changes
+the answer). The answer source is who answers (SPEC §5): the endpoint's normalised base URL, or
+the simulator's fixed identity for ``--mock``, so that a simulator's answers never serve a run
+against a real endpoint and one endpoint's answers never serve another's.
 ``stream`` and ``stream_options`` are left out of the hash: a streamed answer is the same answer,
 so ``--stream`` runs share the cache with plain ones.
 """
@@ -14,15 +17,19 @@ import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from dscall.config import PromptSettings
+from dscall.config import MOCK_ANSWER_SOURCE, CallSettings, PromptSettings
 from dscall.errors import UsageError
 from dscall.jsonio import dumps_canonical
 from dscall.tokens import estimate_tokens
 from dscall.types import CallRequest, Chunk
 
 PLACEHOLDERS = ("text", "path", "page_start", "page_end", "chunk_index", "chunk_count")
-_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+# Anything shaped like a placeholder: a name in single braces (``{txt}``, ``{steps.summary}``),
+# or the same in double braces, which is how a literal ``{name}`` is written. Other braces
+# (``{"a": 1}``, ``{ }``) are text.
+_NAMED = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_.]*)\}\}|\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 # Per-message framing the estimate adds to the content (role markers and separators).
 _MESSAGE_OVERHEAD_TOKENS = 4
 _LOCATION_ALLOWANCE_TOKENS = 32
@@ -32,18 +39,41 @@ _LOCATION_ALLOWANCE_TOKENS = 32
 class PromptTemplate:
     """A template split once into literal text and placeholder names.
 
-    Only the six documented placeholders are replaced; any other brace (a JSON example in the
+    The six documented placeholders are replaced. Any other name in braces (``{txt}``) is a
+    ``UsageError`` before anything is sent: a typo would otherwise be paid for, chunk after
+    chunk. ``{{name}}`` is a literal ``{name}``; any other brace (a JSON example in the
     instruction, say) is left exactly as written, unlike ``str.format``.
     """
 
     parts: tuple[str, ...]  # even positions: literal text; odd positions: placeholder names
 
     @classmethod
-    def parse(cls, template: str) -> PromptTemplate:
-        if "{text}" not in template:
+    def parse(cls, template: str, option: str = "--prompt") -> PromptTemplate:
+        parts: list[str] = []
+        literal: list[str] = []
+        position = 0
+        for match in _NAMED.finditer(template):
+            literal.append(template[position : match.start()])
+            position = match.end()
+            escaped, name = match.group(1), match.group(2)
+            if escaped is not None:
+                literal.append("{" + escaped + "}")
+                continue
+            if name not in PLACEHOLDERS:
+                known = " ".join("{" + known + "}" for known in PLACEHOLDERS)
+                raise UsageError(
+                    f"unknown placeholder {{{name}}} in {option}; known: {known} "
+                    f"(write {{{{{name}}}}} for the literal text {{{name}}})"
+                )
+            parts += ["".join(literal), name]
+            literal = []
+        literal.append(template[position:])
+        parts.append("".join(literal))
+        if "text" not in parts[1::2]:
             # A bare instruction ("Summarise this") is the common case: the text goes after it.
-            template = template.rstrip() + "\n\n{text}"
-        return cls(tuple(_PLACEHOLDER.split(template)))
+            parts[-1] = parts[-1].rstrip() + "\n\n"
+            parts += ["text", ""]
+        return cls(tuple(parts))
 
     def render(self, values: dict[str, str]) -> str:
         parts = self.parts
@@ -59,17 +89,43 @@ class PromptTemplate:
         return any(name != "text" for name in self.parts[1::2])
 
 
-class RequestBuilder:
-    """Builds ``CallRequest`` objects for one run's prompt settings and namespace."""
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
-    def __init__(self, prompt: PromptSettings, namespace: str) -> None:
+
+def normalise_base_url(base_url: str) -> str:
+    """``base_url`` as an identity: scheme and host lower-cased, default port and trailing
+    slashes dropped (``HTTPS://API.DeepSeek.com:443/`` is ``https://api.deepseek.com``)."""
+    parts = urlsplit(base_url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = parts.port
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def answer_source(call: CallSettings, mock: bool) -> str:
+    """Who answers this run's requests: part of every cache key."""
+    if mock:
+        return MOCK_ANSWER_SOURCE
+    return normalise_base_url(call.base_url)
+
+
+class RequestBuilder:
+    """Builds ``CallRequest`` objects for one run's prompt settings, namespace and answer
+    source (see ``answer_source``)."""
+
+    def __init__(self, prompt: PromptSettings, namespace: str, source: str) -> None:
         if prompt.max_tokens is not None and prompt.max_tokens < 1:
             raise UsageError("--max-tokens must be at least 1")
         if prompt.temperature is not None and not 0.0 <= prompt.temperature <= 2.0:
             raise UsageError("--temperature must be between 0 and 2")
         self.prompt = prompt
         self.template = PromptTemplate.parse(prompt.template)
-        self._hash_prefix = hashlib.sha256(namespace.encode() + b"\x00")
+        self._hash_prefix = hashlib.sha256(
+            namespace.encode("utf-8", "surrogatepass") + b"\x00" + source.encode() + b"\x00"
+        )
         self._params: dict[str, Any] = {"model": prompt.model}
         if prompt.max_tokens is not None:
             self._params["max_tokens"] = prompt.max_tokens

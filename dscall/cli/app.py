@@ -83,8 +83,19 @@ def run(command: Callable[[], int]) -> None:
     raise typer.Exit(code)
 
 
+_standalone = False
+
+
+def standalone() -> bool:
+    """Whether this process is the dscall command itself, not a test driving the app
+    in-process: then nothing needs restoring once a command is done, the process exits."""
+    return _standalone
+
+
 def main() -> None:
     """Console-script entry point."""
+    global _standalone
+    _standalone = True
     try:
         app()
     except BrokenPipeError:  # `dscall ... | head`: not an error worth a traceback

@@ -109,6 +109,14 @@ def chunks(
         bool,
         typer.Option("--no-text", help="Leave the chunk_text column out.", rich_help_panel=_OUT),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace an --out file that dscall did not write (never an input document).",
+            rich_help_panel=_OUT,
+        ),
+    ] = False,
     quiet: Annotated[
         bool,
         typer.Option(
@@ -144,6 +152,7 @@ def chunks(
             out=out,
             include_text=not no_text,
             quiet=quiet,
+            force=force,
         )
         return run_chunks(job)
 
@@ -159,6 +168,7 @@ class ChunksJob:
     out: Path
     include_text: bool = True
     quiet: bool = False
+    force: bool = False  # replace an --out file dscall did not write
 
 
 @dataclass(slots=True)
@@ -178,10 +188,15 @@ def run_chunks(job: ChunksJob) -> int:
 
     from dscall.chunking import validate_chunk_settings
     from dscall.errors import Interrupted, UsageError
+    from dscall.fdlimit import raise_soft_limit
 
     validate_chunk_settings(job.chunk)
+    raise_soft_limit()  # each extraction worker holds pipes here: many CPUs, a low soft limit
     if job.out.is_dir():
         raise UsageError(f"--out {job.out} is a folder; give a file name, e.g. chunks.parquet")
+    from dscall.output_safety import OutputPath, check_outputs
+
+    check_outputs([OutputPath("--out", job.out, "parquet")], job.inputs, job.force)
     tally = _Tally()
     try:
         rows = asyncio.run(_terminable(_run(job, tally)))

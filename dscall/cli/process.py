@@ -47,8 +47,27 @@ def process(
     ] = False,
     summary_json: Annotated[
         Path | None,
-        typer.Option(help="Write the end-of-run figures as JSON (for CI).", rich_help_panel=_OUT),
+        typer.Option(
+            help="Write the end-of-run figures as JSON (for CI); - for standard output.",
+            rich_help_panel=_OUT,
+        ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace output files that dscall did not write (never an input document).",
+            rich_help_panel=_OUT,
+        ),
+    ] = False,
+    wait_lock: Annotated[
+        bool,
+        typer.Option(
+            "--wait-lock",
+            help="If another run is writing the same --out, wait for it instead of refusing.",
+            rich_help_panel=_OUT,
+        ),
+    ] = False,
     audit_log: Annotated[
         Path | None,
         typer.Option(
@@ -315,8 +334,9 @@ def process(
 ) -> None:
     """Send every chunk of every document to the model and write the answers to Parquet.
 
-    Exit codes: 0 all chunks ok, 1 some failed (output still written), 2 usage error, 3 stopped
-    early (auth, balance, outage, budget, interrupt) with what finished written.
+    Exit codes: 0 all chunks ok, 1 some failed (output still written), 2 usage or configuration
+    error (nothing sent), 3 stopped early (auth, balance, outage, budget, interrupt, output
+    failure) with what finished written or cached.
     """
 
     def body() -> int:
@@ -371,6 +391,8 @@ def process(
                 include_text=not no_text,
                 audit_log=audit_log,
                 summary_json=summary_json,
+                force=force,
+                wait_lock=wait_lock,
             ),
             budget_usd=budget_usd,
             max_failures=max_failures,
@@ -396,9 +418,16 @@ def process(
 def _template(prompt: str | None, prompt_file: Path | None) -> str:
     if prompt is not None and prompt_file is not None:
         raise UsageError("give --prompt or --prompt-file, not both")
+    from dscall.calls.request import PromptTemplate
+
     if prompt_file is not None:
         try:
-            return prompt_file.read_text(encoding="utf-8")
+            template = prompt_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read --prompt-file {prompt_file}: {exc}") from exc
-    return prompt if prompt is not None else config.DEFAULT_PROMPT_TEMPLATE
+        PromptTemplate.parse(template, f"--prompt-file {prompt_file}")  # unknown placeholders
+        return template
+    if prompt is None:
+        return config.DEFAULT_PROMPT_TEMPLATE
+    PromptTemplate.parse(prompt, "--prompt")
+    return prompt

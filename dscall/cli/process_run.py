@@ -6,17 +6,23 @@ Imported lazily by ``cli/process.py`` so that ``dscall --help`` does not load ai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 
+from dscall.cli.app import standalone
 from dscall.config import PROGRESS_PLAIN_INTERVAL_S, ProcessSettings
 from dscall.dryrun import DocumentEstimate, estimate_run
 from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
+from dscall.output_safety import STDOUT
 from dscall.progress import ProgressDisplay, choose_mode, render_summary, safe_text
 from dscall.run import RunResult, run_process
 from dscall.stats import RunStats
@@ -42,18 +48,47 @@ def execute(
             estimates = asyncio.run(estimate_run(settings, stats, display.note))
         _print_estimates(estimates, settings.prompt.model)
         return EXIT_SOME_FAILED if stats.documents_failed else EXIT_OK
-    with ProgressDisplay(stats, mode, stream, interval_s=progress_interval_s) as display:
+    with (
+        _restored_signals(),
+        ProgressDisplay(stats, mode, stream, interval_s=progress_interval_s) as display,
+    ):
         result = asyncio.run(run_process(settings, api_key, stats, display.note))
     if not quiet:
         render_summary(stats, stream)
-        err.print(f"wrote {result.rows_written} rows to {safe_text(str(result.out))}", markup=False)
+        if result.published:
+            err.print(
+                f"wrote {result.rows_written} rows to {safe_text(str(result.out))}", markup=False
+            )
     if result.stop_reason is not None:
         err.print(f"[bold red]stopped:[/] {safe_text(str(result.stop_reason))}")
-    if settings.output.summary_json is not None:
-        _write_summary_json(settings.output.summary_json, stats, result)
-    if preview > 0 and result.rows_written:
+        if not result.published:
+            err.print(
+                "the answers received are in the cache: run the same command again once the "
+                "output can be written, and they are not paid for twice",
+                markup=False,
+            )
+    summary_json = settings.output.summary_json
+    if summary_json is not None:
+        _write_summary_json(summary_json, stats, result)
+    to_stdout = summary_json is not None and str(summary_json) == STDOUT
+    if preview > 0 and result.rows_written and result.published and not to_stdout:
         _print_preview(result.out, preview)
     return result.exit_code
+
+
+@contextlib.contextmanager
+def _restored_signals() -> Iterator[None]:
+    """The run leaves SIGINT/SIGTERM ignored once its output is written (an interrupt while the
+    process exits would turn exit code 3 into a KeyboardInterrupt). The console script exits
+    right after; a caller running dscall in-process (tests) gets its own handlers back."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        if not standalone():
+            for sig, handler in saved.items():
+                with contextlib.suppress(ValueError, TypeError):  # not the main thread
+                    signal.signal(sig, handler)
 
 
 def _write_summary_json(path: Path, stats: RunStats, result: RunResult) -> None:
@@ -61,14 +96,21 @@ def _write_summary_json(path: Path, stats: RunStats, result: RunResult) -> None:
     summary.update(
         run_id=result.run_id,
         exit_code=result.exit_code,
+        complete=result.stop_reason is None,
         stop_reason=str(result.stop_reason) if result.stop_reason else None,
         out=str(result.out),
+        out_written=result.published,
         rows_written=result.rows_written,
     )
+    text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
+    if str(path) == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        temp.write_text(text, encoding="utf-8")
         os.replace(temp, path)
     except OSError as exc:
         raise UsageError(f"cannot write --summary-json {path}: {exc}") from exc
