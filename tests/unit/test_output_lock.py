@@ -122,7 +122,9 @@ def test_every_output_is_locked_and_released(tmp_path: Path, out: Path) -> None:
             assert lock_path(path).name == f".{path.name}.lock"
             with pytest.raises(UsageError):
                 OutputLock([path]).acquire()
-    assert sorted(tmp_path.rglob("*")) == [out.parent]  # nothing left beside the outputs
+    # Nothing left beside the outputs: lock and holder files go on release.
+    assert list(out.parent.iterdir()) == []
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(".docs")]
     for path in (out, docs):
         with OutputLock([path]):
             pass
@@ -151,3 +153,34 @@ def test_output_under_a_file_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("not a folder")
     with pytest.raises(UsageError, match="cannot lock"):
         OutputLock([tmp_path / "plain" / "results.parquet"]).acquire()
+
+
+CONTENDER = """
+import os, sys
+from pathlib import Path
+from dscall.output_lock import OutputLock
+out, inside = Path(sys.argv[1]), Path(sys.argv[2])
+for _ in range(int(sys.argv[3])):
+    with OutputLock([out], wait=True, poll_s=0.001):
+        fd = os.open(inside, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # fails if another is in
+        os.close(fd)
+        os.unlink(inside)
+"""
+
+
+def test_removing_the_lock_file_on_release_never_lets_two_in(tmp_path: Path, out: Path) -> None:
+    """Release unlinks the lock file while holding it: a waiter that opened the old file must
+    try again, never hold the lock beside a newcomer that created a new one."""
+    inside = tmp_path / "inside"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(CONTENDER), str(out), str(inside), "400"],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=25)
+        assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    assert list(out.parent.iterdir()) == []
