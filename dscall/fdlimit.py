@@ -33,7 +33,7 @@ import errno
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -194,6 +194,20 @@ def fd_retry_delays(
         delay = min(delay * 2, most)
 
 
+def _tries(operation: Callable[[], T], delays: Iterable[float]) -> Generator[float, None, T]:
+    """The retry policy, once for both drivers below: yields each delay to wait after a try
+    that found no free descriptor, and returns ``operation``'s result (any other error, or
+    the last try's, is raised as is)."""
+    for delay in delays:
+        try:
+            return operation()
+        except OSError as exc:
+            if not out_of_fds(exc):
+                raise
+        yield delay
+    return operation()
+
+
 def retry_out_of_fds(
     operation: Callable[[], T],
     sleep: Callable[[float], None] = time.sleep,
@@ -201,14 +215,13 @@ def retry_out_of_fds(
 ) -> T:
     """``operation()``, tried again after each delay while it fails for want of a descriptor;
     the last failure is raised as is. Blocking: for threads and worker processes."""
-    for delay in fd_retry_delays() if delays is None else delays:
+    tries = _tries(operation, fd_retry_delays() if delays is None else delays)
+    while True:
         try:
-            return operation()
-        except OSError as exc:
-            if not out_of_fds(exc):
-                raise
+            delay = next(tries)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
         sleep(delay)
-    return operation()
 
 
 async def retry_out_of_fds_async(
@@ -222,11 +235,10 @@ async def retry_out_of_fds_async(
         import asyncio  # here: worker processes import this module and never need asyncio
 
         sleep = asyncio.sleep
-    for delay in fd_retry_delays() if delays is None else delays:
+    tries = _tries(operation, fd_retry_delays() if delays is None else delays)
+    while True:
         try:
-            return operation()
-        except OSError as exc:
-            if not out_of_fds(exc):
-                raise
+            delay = next(tries)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
         await sleep(delay)
-    return operation()
