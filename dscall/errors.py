@@ -19,6 +19,7 @@ catches only ``DscallError`` and prints a one-line message; the exit code comes 
     │   ├── RetryableCallError      worth another attempt (transient)
     │   │   ├── HTTPStatusError     408/409/429/5xx; carries status and Retry-After
     │   │   ├── TransportError      connection refused/reset, payload error, DNS
+    │   │   │   └── OutOfDescriptors  no free file descriptor for a socket: dscall's limit
     │   │   ├── AttemptTimeout      the attempt passed its wall-clock deadline
     │   │   ├── EmptyResponse       200 with an empty or whitespace-only body
     │   │   ├── MalformedResponse   200 whose body is not the JSON we expect
@@ -146,6 +147,10 @@ class HTTPStatusError(RetryableCallError):
 
 class TransportError(RetryableCallError):
     pass
+
+
+class OutOfDescriptors(TransportError):
+    """This machine, not the endpoint, ran out of file descriptors (EMFILE/ENFILE)."""
 
 
 class AttemptTimeout(RetryableCallError):

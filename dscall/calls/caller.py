@@ -47,6 +47,7 @@ from dscall.errors import (
     CallError,
     HTTPStatusError,
     Interrupted,
+    OutOfDescriptors,
     PermanentCallError,
     RetryableCallError,
     RunStopped,
@@ -287,6 +288,12 @@ class ChunkCaller:
             else:
                 self._limits.release("error")
                 self._breaker.record_failure(error_type)
+            raise
+        except OutOfDescriptors as exc:
+            # This machine's limit, not the endpoint's health: no breaker failure; fewer in
+            # flight is what frees descriptors.
+            error_type = exc.error_type
+            self._limits.release("overloaded")
             raise
         except RetryableCallError as exc:
             error_type = exc.error_type

@@ -10,7 +10,7 @@ only dscall types. Protocol quirks handled here:
 - Each attempt has a wall-clock deadline (``attempt_timeout_s``), not only a read timeout; in
   streaming mode an idle watchdog (``stream_idle_timeout_s``) also ends an attempt that receives
   nothing at all, keep-alives included, for that long.
-- No file descriptor for a socket (EMFILE/ENFILE) is a retryable ``TransportError`` that says
+- No file descriptor for a socket (EMFILE/ENFILE) is a retryable ``OutOfDescriptors`` that says
   so: dscall's own limit (``dscall.fdlimit`` sizes the pool to fit it), not the endpoint's.
 """
 
@@ -36,6 +36,7 @@ from dscall.errors import (
     InsufficientBalance,
     InsufficientResources,
     MalformedResponse,
+    OutOfDescriptors,
     PermanentCallError,
     TransportError,
     UsageError,
@@ -277,13 +278,13 @@ class HttpBackend:
             raise TransportError(f"broken response body: {redact(str(exc))}") from exc
         except aiohttp.ClientError as exc:
             if out_of_fds(exc):  # ClientConnectorError carries the socket's EMFILE as errno
-                raise TransportError(_no_descriptor()) from exc
+                raise OutOfDescriptors(_no_descriptor()) from exc
             raise TransportError(f"{type(exc).__name__}: {redact(str(exc))}") from exc
         except ConnectionError as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
         except OSError as exc:  # EMFILE from outside aiohttp's wrapping (a resolver thread)
             if out_of_fds(exc):
-                raise TransportError(_no_descriptor()) from exc
+                raise OutOfDescriptors(_no_descriptor()) from exc
             raise
 
     async def _send_plain(self, request: CallRequest) -> CallResponse:

@@ -182,7 +182,7 @@ def test_a_connect_without_a_free_descriptor_is_a_retryable_transport_error(
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     name, message, cause = report["error"]
-    assert name == "TransportError"  # a RetryableCallError: the caller tries again
+    assert name == "OutOfDescriptors"  # a TransportError: retried, and not the endpoint's fault
     assert message.startswith("cannot connect: too many open files (ulimit -n 64) in dscall")
     assert cause == 24  # EMFILE, as aiohttp's ClientConnectorError reports it
     assert report["then"] == "stop"
