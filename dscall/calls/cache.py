@@ -41,14 +41,14 @@ import diskcache
 from diskcache.core import MODE_RAW
 
 from dscall import jsonio
-from dscall.calls.leases import (
+from dscall.calls.lease_store import (
     STORE_ERRORS,
     Claim,
-    Leases,
     StopCheck,
     clear_answers,
     count_leases,
 )
+from dscall.calls.leases import Leases
 from dscall.config import CACHE_LEASE_POLL_S, CACHE_LEASE_S, CACHE_LOCK_TIMEOUT_S
 from dscall.errors import UsageError, one_line
 from dscall.types import CallResponse, Usage

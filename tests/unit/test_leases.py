@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from dscall.calls.cache import ResultCache, cache_stats, clear_cache
-from dscall.calls.leases import LeaseHolder, holder_gone, live_leases, this_process
+from dscall.calls.lease_store import LeaseHolder, holder_gone, live_leases, this_process
 from dscall.errors import Interrupted
 from dscall.types import CallResponse, Usage
 
