@@ -123,21 +123,27 @@ class Engine:
                     return
 
     async def _document_failed(self, failed: FailedDocument) -> None:
-        self._stats.documents_failed += 1
-        self._notify(f"{failed.source.rel_path}: {failed.error_type}: {failed.message}")
-        if self._reorder.full:
-            await self._reorder.wait_for_room()
-        self._reorder.put(self._reorder.assign(), self._rows.failed_document_row(failed))
+        await self._document_error_row(
+            f"{failed.source.rel_path}: {failed.error_type}: {failed.message}",
+            self._rows.failed_document_row(failed),
+        )
 
     async def _document_changed(self, doc: ChunkedDocument, sent: int, exc: DocumentError) -> None:
         """The rest of ``doc`` cannot be read as it was chunked: one error row for the
         document after the rows of the chunks already sent; the run goes on."""
-        self._stats.documents_failed += 1
         message = f"{exc.message} (after {sent} of {len(doc.chunks)} chunks were sent)"
-        self._notify(f"{doc.source.rel_path}: FileChanged: {message}")
+        await self._document_error_row(
+            f"{doc.source.rel_path}: FileChanged: {message}",
+            self._rows.changed_document_row(doc, message),
+        )
+
+    async def _document_error_row(self, note: str, row: dict[str, Any]) -> None:
+        """Count, tell and write (in order) the error row of a document."""
+        self._stats.documents_failed += 1
+        self._notify(note)
         if self._reorder.full:
             await self._reorder.wait_for_room()
-        self._reorder.put(self._reorder.assign(), self._rows.changed_document_row(doc, message))
+        self._reorder.put(self._reorder.assign(), row)
 
     def _dispatch(self, doc: ChunkedDocument, chunk: Chunk) -> None:
         request = self._requests.build(chunk, doc.source.rel_path)
