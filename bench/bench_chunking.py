@@ -19,9 +19,9 @@ import re
 import time
 from typing import Any
 
-from dscall.chunking import split_text
+from dscall.chunking.splitter import split_text
+from dscall.chunking.tokens import EstimateCounter, TokenCounter, estimate_tokens, make_counter
 from dscall.config import ESTIMATE_SAFETY_MARGIN, ChunkSettings
-from dscall.tokens import EstimateCounter, TokenCounter, estimate_tokens, make_counter
 
 TARGET_MB_S = 5.0
 ESTIMATE_MB = 4_000_000

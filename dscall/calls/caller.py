@@ -38,7 +38,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from dscall.audit import AuditLog
 from dscall.calls.breaker import CircuitBreaker
 from dscall.calls.cache import ResultCache
 from dscall.calls.limits import CallLimits
@@ -53,6 +52,7 @@ from dscall.errors import (
     RunStopped,
     one_line,
 )
+from dscall.output.audit import AuditLog
 from dscall.stats import RunStats
 from dscall.types import CallRequest, CallResponse
 

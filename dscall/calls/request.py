@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from dscall.chunking.tokens import estimate_tokens
 from dscall.config import MOCK_ANSWER_SOURCE, CallSettings, PromptSettings
 from dscall.errors import UsageError
 from dscall.jsonio import dumps_canonical
-from dscall.tokens import estimate_tokens
 from dscall.types import CallRequest, Chunk
 
 PLACEHOLDERS = ("text", "path", "page_start", "page_end", "chunk_index", "chunk_count")

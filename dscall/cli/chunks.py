@@ -186,7 +186,7 @@ def run_chunks(job: ChunksJob) -> int:
     """Run ``dscall chunks``; returns the exit code."""
     import asyncio
 
-    from dscall.chunking import validate_chunk_settings
+    from dscall.chunking.splitter import validate_chunk_settings
     from dscall.errors import Interrupted, UsageError
     from dscall.fdlimit import raise_soft_limit
 
@@ -194,7 +194,7 @@ def run_chunks(job: ChunksJob) -> int:
     raise_soft_limit()  # each extraction worker holds pipes here: many CPUs, a low soft limit
     if job.out.is_dir():
         raise UsageError(f"--out {job.out} is a folder; give a file name, e.g. chunks.parquet")
-    from dscall.output_safety import OutputPath, check_outputs
+    from dscall.output.safety import OutputPath, check_outputs
 
     check_outputs([OutputPath("--out", job.out, "parquet")], job.inputs, job.force)
     tally = _Tally()
@@ -230,7 +230,7 @@ async def _run(job: ChunksJob, tally: _Tally) -> int:
     from dscall.config import settings_metadata
     from dscall.documents.discover import discover
     from dscall.documents.pool import ExtractionPool, extract_in_order
-    from dscall.output import ParquetRowWriter, chunks_schema
+    from dscall.output.parquet import ParquetRowWriter, chunks_schema
     from dscall.types import FailedDocument
 
     async with ExtractionPool(job.extract, job.chunk) as pool:

@@ -20,11 +20,11 @@ from rich.table import Table
 
 from dscall.cli.app import standalone
 from dscall.config import PROGRESS_PLAIN_INTERVAL_S, ProcessSettings
-from dscall.dryrun import DocumentEstimate, estimate_run
 from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
-from dscall.output_safety import STDOUT
+from dscall.output.safety import STDOUT
+from dscall.pipeline.dryrun import DocumentEstimate, estimate_run
+from dscall.pipeline.run import RunResult, run_process
 from dscall.progress import ProgressDisplay, choose_mode, render_summary, safe_text
-from dscall.run import RunResult, run_process
 from dscall.stats import RunStats
 
 

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, overload
 
-from dscall.chunk_windows import split_stream
+from dscall.chunking.tokens import TokenCounter
+from dscall.chunking.windows import split_stream
 from dscall.config import STREAM_BLOCK_BYTES, ChunkSettings
 from dscall.documents.extract import open_source, os_reason
 from dscall.documents.text import Encoding, EncodingSniffer, decode_stream, encoding_warnings
 from dscall.errors import EmptyDocument, UnreadableFile
-from dscall.tokens import TokenCounter
 from dscall.types import Chunk, ChunkedDocument, SourceFile
 
 Progress = Callable[[], None]

@@ -44,13 +44,13 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any
 
-from dscall.chunking import validate_chunk_settings
+from dscall.chunking.splitter import validate_chunk_settings
+from dscall.chunking.tokens import TokenCounter, make_counter
 from dscall.config import INLINE_TEXT_MAX_BYTES, ChunkSettings, ExtractSettings
 from dscall.documents.extract import os_reason
 from dscall.documents.pdf import check_backend, pdfium_available
 from dscall.documents.worker import PROGRESS, READY, RECEIVED, process_source, worker_main
 from dscall.fdlimit import fd_retry_delays, out_of_fds, retry_out_of_fds_async
-from dscall.tokens import TokenCounter, make_counter
 from dscall.types import ExtractOutcome, FailedDocument, SourceFile
 
 # Loading the exact tokenizer takes about a second; a worker not ready after this is broken.

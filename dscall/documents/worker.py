@@ -20,13 +20,13 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
-from dscall.chunking import chunk_document
+from dscall.chunking.splitter import chunk_document
+from dscall.chunking.tokens import TokenCounter, make_counter, use_parallel_encoding
 from dscall.config import STREAM_TEXT_MIN_BYTES, ChunkSettings, ExtractSettings
 from dscall.documents.bigtext import chunk_text_file, scan_text_file, streamed
 from dscall.documents.extract import doc_id_of, extract_bytes, open_source, os_reason
 from dscall.errors import DocumentError, one_line
 from dscall.fdlimit import out_of_fds
-from dscall.tokens import TokenCounter, make_counter, use_parallel_encoding
 from dscall.types import ChunkedDocument, ExtractOutcome, FailedDocument, SourceFile
 
 READY = "ready"

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dscall.tokens import estimate_tokens
+from dscall.chunking.tokens import estimate_tokens
 
 EDGE_WORDS = 8  # words quoted from each end of the chunk
 # ASCII on purpose: the token estimate of an ASCII answer takes a fast path.

@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 
+from dscall.chunking.tokens import estimate_tokens
 from dscall.simulator import faults
 from dscall.simulator.answers import Answer, build_answer, prompt_text
 from dscall.simulator.config import SimulatorConfig
@@ -26,7 +27,6 @@ from dscall.simulator.protocol import (
     usage,
 )
 from dscall.simulator.stats import Stats
-from dscall.tokens import estimate_tokens
 
 
 @dataclass(slots=True)

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dscall.chunk_windows import split_stream
-from dscall.chunking import split_text
+from dscall.chunking.splitter import split_text
+from dscall.chunking.tokens import EstimateCounter, make_counter
+from dscall.chunking.windows import split_stream
 from dscall.config import STREAM_TEXT_MIN_BYTES, ChunkSettings, ExtractSettings
 from dscall.documents.bigtext import StreamedChunks
 from dscall.documents.pool import ExtractionPool
@@ -25,7 +26,6 @@ from dscall.documents.text import EncodingSniffer, decode_stream, decode_text
 from dscall.documents.worker import process_source
 from dscall.errors import UnreadableFile
 from dscall.simulator import SimulatorThread
-from dscall.tokens import EstimateCounter, make_counter
 from dscall.types import ChunkedDocument, DocType, FailedDocument, SourceFile
 from tests.integration.conftest import assert_rows_complete, document_text, invoke, read_rows
 

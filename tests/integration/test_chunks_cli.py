@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 from dscall import __version__
 from dscall.cli import app
-from dscall.output import read_metadata
+from dscall.output.parquet import read_metadata
 from tests.unit.documents.builders import (
     make_docx,
     make_pdf,

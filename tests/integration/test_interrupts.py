@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from dscall.calls.cache import ResultCache
-from dscall.output import read_metadata
+from dscall.output.parquet import read_metadata
 from dscall.simulator import SimulatorThread
 from tests.integration.conftest import Workspace, read_rows, write_corpus
 

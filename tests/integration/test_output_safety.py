@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dscall.config import DEFAULT_SYSTEM_PROMPT
-from dscall.output import read_metadata
+from dscall.output.parquet import read_metadata
 from dscall.simulator import SimulatorThread, expected_answer
 from tests.integration.conftest import Workspace, invoke, read_rows
 

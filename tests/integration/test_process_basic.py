@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dscall.output import read_metadata
+from dscall.output.parquet import read_metadata
 from dscall.simulator import SimulatorThread
 from tests.conftest import TEST_API_KEY
 from tests.integration.conftest import (

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from dscall.chunking.tokens import estimate_tokens
 from dscall.errors import UsageError
 from dscall.simulator import SimulatorConfig, build_answer, count_prompt_tokens, parse_fail
 from dscall.simulator.answers import cut_to_tokens, expected_answer, prompt_text
@@ -24,7 +25,6 @@ from dscall.simulator.faults import (
 )
 from dscall.simulator.prefix_cache import UNIT_CHARS, UNIT_TOKENS, PrefixCache
 from dscall.simulator.protocol import ProtocolError, parse_request
-from dscall.tokens import estimate_tokens
 from tests.simulator.conftest import messages
 
 LONG = " ".join(f"w{i}" for i in range(40))

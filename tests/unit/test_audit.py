@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from dscall.audit import AuditLog, default_caller
 from dscall.errors import UsageError
+from dscall.output.audit import AuditLog, default_caller
 from tests.conftest import TEST_API_KEY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,7 +209,7 @@ def test_default_caller_is_user_at_host() -> None:
 APPENDER = """
 import sys, time
 from pathlib import Path
-from dscall.audit import AuditLog
+from dscall.output.audit import AuditLog
 path, me, other, n = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 (path.parent / f"ready-{me}").touch()
 deadline = time.monotonic() + 60

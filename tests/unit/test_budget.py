@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dscall.budget import BalanceWatch, Budget
 from dscall.errors import BudgetExhausted, UsageError
+from dscall.pipeline.budget import BalanceWatch, Budget
 from dscall.pricing import PriceTable, load_prices
 from dscall.types import CallRequest
 

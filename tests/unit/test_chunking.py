@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dscall.chunking import chunk_document, split_text, validate_chunk_settings
+from dscall.chunking.splitter import chunk_document, split_text, validate_chunk_settings
+from dscall.chunking.tokens import EstimateCounter, TokenCounter, make_counter
 from dscall.config import ChunkSettings
 from dscall.errors import UsageError
-from dscall.tokens import EstimateCounter, TokenCounter, make_counter
 from dscall.types import Chunk, Document, SourceFile
 
 # One token per Latin character and two per CJK character: budgets read as lengths.

@@ -10,9 +10,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dscall.chunking import chunk_document
+from dscall.chunking.splitter import chunk_document
+from dscall.chunking.tokens import EstimateCounter, TokenCounter, make_counter
 from dscall.config import ChunkSettings
-from dscall.tokens import EstimateCounter, TokenCounter, make_counter
 from dscall.types import Chunk, Document, SourceFile
 
 ESTIMATE = EstimateCounter()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dscall.output import ParquetRowWriter, chunks_schema, read_metadata
+from dscall.output.parquet import ParquetRowWriter, chunks_schema, read_metadata
 
 
 def _row(index: int, text: str) -> dict[str, object]:

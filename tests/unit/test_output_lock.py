@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from dscall.errors import EXIT_USAGE, UsageError
-from dscall.output_lock import OutputLock, lock_path
+from dscall.output.lock import OutputLock, lock_path
 
 REPO = Path(__file__).resolve().parents[2]
 HOLDER = """
 import sys, time
 from pathlib import Path
-from dscall.output_lock import OutputLock
+from dscall.output.lock import OutputLock
 with OutputLock([Path(p) for p in sys.argv[2:]], run_id="holder-run"):
     print("locked", flush=True)
     time.sleep(float(sys.argv[1]))
@@ -158,7 +158,7 @@ def test_output_under_a_file_is_a_usage_error(tmp_path: Path) -> None:
 CONTENDER = """
 import os, sys
 from pathlib import Path
-from dscall.output_lock import OutputLock
+from dscall.output.lock import OutputLock
 out, inside = Path(sys.argv[1]), Path(sys.argv[2])
 for _ in range(int(sys.argv[3])):
     with OutputLock([out], wait=True, poll_s=0.001):

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dscall import tokenizer, tokens
-from dscall.tokens import ExactCounter, make_counter, single_chunk_tokens, span_meter
+from dscall.chunking import exact as tokenizer
+from dscall.chunking import tokens
+from dscall.chunking.tokens import ExactCounter, make_counter, single_chunk_tokens, span_meter
 
 ASCII_PIECES = [
     "the", " cat", "Word", "  ", "   ", "\n", "\n\n", "\r\n", "\t", "\x0b", "\x0c", "...", ". ",

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dscall import tokens
-from dscall.config import ESTIMATE_SAFETY_MARGIN
-from dscall.errors import UsageError
-from dscall.tokens import (
+from dscall.chunking import tokens
+from dscall.chunking.tokens import (
     EstimateCounter,
     ExactCounter,
     estimate_tokens,
@@ -20,6 +18,8 @@ from dscall.tokens import (
     make_counter,
     span_meter,
 )
+from dscall.config import ESTIMATE_SAFETY_MARGIN
+from dscall.errors import UsageError
 
 ENGLISH = "The quarterly report shows that revenue grew by 14.2% year over year. " * 3
 CHINESE = "近年来，随着人工智能技术的快速发展，大型语言模型取得了显著进展。" * 3
@@ -137,7 +137,7 @@ def test_the_tokenizer_loads_once_per_process() -> None:
 def test_nothing_heavy_is_imported_or_loaded_before_the_first_count() -> None:
     code = (
         "import sys\n"
-        "from dscall.tokens import make_counter\n"
+        "from dscall.chunking.tokens import make_counter\n"
         "counter = make_counter('auto')\n"
         "assert counter.name == 'exact', counter\n"
         "assert 'tokenizers' not in sys.modules, 'tokenizers imported too early'\n"

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from dscall import __version__
-from dscall.audit import AuditLog, default_caller
-from dscall.budget import BalanceWatch, Budget
 from dscall.calls.breaker import CircuitBreaker
 from dscall.calls.cache import ResultCache
 from dscall.calls.caller import ChunkCaller
@@ -37,7 +35,6 @@ from dscall.config import (
 )
 from dscall.documents.discover import discover
 from dscall.documents.pool import ExtractionPool, extract_in_order
-from dscall.engine import Engine
 from dscall.errors import (
     EXIT_OK,
     EXIT_SOME_FAILED,
@@ -48,11 +45,14 @@ from dscall.errors import (
     TransportError,
     UsageError,
 )
-from dscall.output import ParquetRowWriter, documents_schema, results_schema
-from dscall.output_safety import OutputPath, check_outputs
+from dscall.output.audit import AuditLog, default_caller
+from dscall.output.parquet import ParquetRowWriter, documents_schema, results_schema
+from dscall.output.rows import DocumentMerger, ReorderBuffer, RowBuilder
+from dscall.output.safety import OutputPath, check_outputs
+from dscall.pipeline.budget import BalanceWatch, Budget
+from dscall.pipeline.control import RunControl, signals_stop
+from dscall.pipeline.engine import Engine
 from dscall.pricing import load_prices
-from dscall.rows import DocumentMerger, ReorderBuffer, RowBuilder
-from dscall.run_control import RunControl, signals_stop
 from dscall.stats import RunStats
 from dscall.types import ExtractOutcome, SkippedFile, SourceFile
 
@@ -123,7 +123,7 @@ async def run_process(
 ) -> RunResult:
     """Run ``dscall process``; with ``settings.mock``, against an in-process simulator."""
     check_outputs(output_paths(settings.output), settings.inputs, settings.output.force)
-    from dscall.output_lock import OutputLock
+    from dscall.output.lock import OutputLock
 
     # One writer per output file for the whole run (SPEC §6); not the audit log, which
     # concurrent runs share on purpose. Async: a --wait-lock wait ends at Ctrl-C.

@@ -36,9 +36,9 @@ import unicodedata
 from array import array
 from bisect import bisect_right
 
+from dscall.chunking.tokens import SpanMeter, TokenCounter, single_chunk_tokens, span_meter
 from dscall.config import CHUNK_MIN_FILL, MIN_CHUNK_TOKENS, ChunkSettings
 from dscall.errors import UsageError
-from dscall.tokens import SpanMeter, TokenCounter, single_chunk_tokens, span_meter
 from dscall.types import Chunk, Document
 
 PARAGRAPH, SENTENCE, LINE, CLAUSE, SPACE = 5, 4, 3, 2, 1

@@ -15,8 +15,8 @@ from dscall.calls.request import RequestBuilder, answer_source
 from dscall.config import ProcessSettings
 from dscall.documents.discover import discover
 from dscall.documents.pool import ExtractionPool, extract_in_order
+from dscall.pipeline.run import Notify, first_or_fail, reported_sources
 from dscall.pricing import load_prices
-from dscall.run import Notify, first_or_fail, reported_sources
 from dscall.stats import RunStats
 from dscall.types import FailedDocument
 

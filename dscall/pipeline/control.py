@@ -20,9 +20,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dscall.engine import Engine
 from dscall.errors import Interrupted, OutputFailed, RunStopped
-from dscall.output import ParquetRowWriter
+from dscall.output.parquet import ParquetRowWriter
+from dscall.pipeline.engine import Engine
 
 Notify = Callable[[str], None]
 

@@ -125,7 +125,7 @@ def _has_dscall_metadata(path: Path) -> bool:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from dscall.output import METADATA_KEY  # pyarrow: only when a Parquet file is there
+    from dscall.output.parquet import METADATA_KEY  # pyarrow: only when a Parquet file is there
 
     try:
         metadata = pq.read_metadata(str(path)).metadata or {}

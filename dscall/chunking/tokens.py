@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from dscall.chunking.exact import Exact
+from dscall.chunking.exact import load as load_tokenizer
 from dscall.config import (
     CJK_TOKENS_PER_CHAR,
     ESTIMATE_SAFETY_MARGIN,
@@ -30,8 +32,6 @@ from dscall.config import (
     TokenizerChoice,
 )
 from dscall.errors import UsageError
-from dscall.tokenizer import Exact
-from dscall.tokenizer import load as load_tokenizer
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer

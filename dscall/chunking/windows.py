@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-from dscall.chunking import Splitter, validate_chunk_settings
+from dscall.chunking.splitter import Splitter, validate_chunk_settings
+from dscall.chunking.tokens import TokenCounter
 from dscall.config import STREAM_WINDOW_CHARS, ChunkSettings
-from dscall.tokens import TokenCounter
 
 # Where a window may end: after a blank line (and the whitespace after it), else between
 # whitespace and a word.

@@ -24,11 +24,11 @@ from collections.abc import AsyncGenerator, Callable, Coroutine
 from contextlib import aclosing
 from typing import Any
 
-from dscall.budget import BalanceWatch, Budget
 from dscall.calls.caller import CallOutcome, ChunkCaller, RequestContext, internal_error_outcome
 from dscall.calls.request import RequestBuilder
 from dscall.errors import BudgetExhausted, DocumentError, RunStopped
-from dscall.rows import ReorderBuffer, RowBuilder
+from dscall.output.rows import ReorderBuffer, RowBuilder
+from dscall.pipeline.budget import BalanceWatch, Budget
 from dscall.stats import RunStats
 from dscall.types import CallRequest, Chunk, ChunkedDocument, ExtractOutcome, FailedDocument
 

@@ -1,0 +1,1 @@
+"""Chunking: the splitter, windows over big texts, token estimates and the exact tokenizer."""

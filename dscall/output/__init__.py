@@ -1,0 +1,1 @@
+"""Output: typed rows, the Parquet writer, the audit log, output safety and locks."""
