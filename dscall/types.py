@@ -7,7 +7,8 @@ processes, and free of any library type.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -134,3 +135,72 @@ class CallResponse:
     usage: Usage
     reasoning: str | None = None
     status: int = 200
+
+
+RowStatus = Literal["ok", "error"]
+DocumentStatus = Literal["ok", "partial", "error", "incomplete"]
+
+
+@dataclass(slots=True)
+class ChunkRow:
+    """One row of ``--out`` (SPEC §6): a chunk's call, or the error row of a document.
+
+    A document-level error row (the file could not be read, or changed mid-run) has no
+    ``chunk_index``. ``document`` is what the row belongs to; it is not a column.
+    """
+
+    document: ExtractOutcome = field(repr=False)
+    run_id: str
+    doc_path: str
+    doc_id: str | None
+    doc_type: str
+    status: RowStatus
+    chunk_index: int | None = None
+    chunk_count: int | None = None
+    page_start: int | None = None
+    page_end: int | None = None
+    char_start: int | None = None
+    char_end: int | None = None
+    chunk_tokens: int | None = None
+    chunk_text: str | None = None
+    request_hash: str | None = None
+    model: str | None = None
+    response_model: str | None = None
+    output: str | None = None
+    finish_reason: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    attempts: int = 0
+    cached: bool = False
+    latency_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cache_hit_tokens: int | None = None
+    cache_miss_tokens: int | None = None
+    cost_usd: float | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class DocumentRow:
+    """One row of ``--documents-out``: a document's answer and its totals."""
+
+    run_id: str
+    doc_path: str
+    doc_id: str | None
+    doc_type: str
+    status: DocumentStatus
+    page_count: int | None = None
+    no_text_pages: list[int] | None = None
+    chunk_count: int = 0
+    chunks_ok: int = 0
+    chunks_failed: int = 0
+    output: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cache_hit_tokens: int | None = None
+    cache_miss_tokens: int | None = None
+    cost_usd: float | None = None

@@ -21,7 +21,8 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 
 from dscall.config import PARQUET_ROW_GROUP_ROWS, PARQUET_ROW_GROUP_TEXT_CHARS
 from dscall.errors import OutputFailed, UsageError, one_line
+from dscall.types import ChunkRow, DocumentRow
 
 _DOCUMENT_FIELDS: list[pa.Field] = [
     pa.field("doc_path", pa.string()),
@@ -176,12 +178,17 @@ class ParquetRowWriter:
         except (OSError, pa.ArrowException) as exc:
             raise UsageError(f"cannot write {path}: {_reason(exc)}") from exc
 
-    def write(self, row: Mapping[str, Any]) -> None:
+    def write(self, row: Mapping[str, Any] | ChunkRow | DocumentRow) -> None:
+        """Buffer one row: a mapping (missing keys are nulls) or a typed row."""
+        # A typed row has every column of its table as an attribute.
+        get: Callable[[str], Any] = row.get if isinstance(row, Mapping) else partial(getattr, row)
+
+        columns = self._columns
         for name in self._names:
-            self._columns[name].append(row.get(name))
+            columns[name].append(get(name))
         self._buffered += 1
         for name in self._text_names:
-            value = row.get(name)
+            value = get(name)
             if value is not None:
                 self._buffered_chars += len(value)
         if (
@@ -190,7 +197,7 @@ class ParquetRowWriter:
         ):
             self.flush()
 
-    def write_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
+    def write_many(self, rows: Iterable[Mapping[str, Any] | ChunkRow | DocumentRow]) -> None:
         for row in rows:
             self.write(row)
 

@@ -18,11 +18,11 @@ import contextlib
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from dscall.errors import Interrupted, OutputFailed, RunStopped
 from dscall.output.parquet import ParquetRowWriter
 from dscall.pipeline.engine import Engine
+from dscall.types import ChunkRow, DocumentRow
 
 Notify = Callable[[str], None]
 
@@ -45,12 +45,12 @@ class RunControl:
             return self.output_failed
         return self.engine.stop_reason if self.engine is not None else None
 
-    def guarded(self, writer: ParquetRowWriter) -> Callable[[dict[str, Any]], None]:
+    def guarded(self, writer: ParquetRowWriter) -> Callable[[ChunkRow | DocumentRow], None]:
         """``writer.write`` that turns a failed output into a stop of the run: calls in
         flight finish into the cache, nothing new is sent, later rows are dropped."""
         counts = self.counts[writer] = Counter()
 
-        def write(row: dict[str, Any]) -> None:
+        def write(row: ChunkRow | DocumentRow) -> None:
             if self.output_failed is not None:
                 return
             try:
@@ -58,7 +58,7 @@ class RunControl:
             except OutputFailed as exc:
                 self.fail_output(exc)
                 return
-            counts[row.get("status") or "unknown"] += 1
+            counts[row.status] += 1
 
         return write
 

@@ -1,55 +1,50 @@
-"""The async pipeline of ``dscall process``: ordered outcomes in, ordered rows out.
+"""The async core of ``dscall process``: jobs in, outcomes to their plan, in bounded memory.
 
-    extract_in_order ──> for each chunk: build request ──> cache hit?      ──> row now
-    (worker processes,                                     identical one
-     running ahead)                                        in flight?     ──> follower task
-                                                           otherwise      ──> call task
-                                                                  │
-                                      ReorderBuffer (window) <────┘──> writers (in order)
+    inputs (documents, ──> plan.start(doc) ──> job ──> cache hit?          ──> job.done now
+    extracted ahead)       (waits for room          identical one
+                            before each job)        in flight?          ──> follower task
+                                                    otherwise           ──> call task
+                                                          │
+                          further jobs (a reduce, <── job.done(outcome, cost) <──┘
+                          the next refine step)
 
-Dispatch waits while the reorder window is full, so the number of requests built, tasks alive
-and rows held is bounded whatever the corpus size. Stopping (interrupt, 401, 402, outage,
-budget, a failed output) ends dispatch; what is on the wire finishes and is written (to the
-cache, at least: an output that failed takes no more rows).
+The engine knows calls and their dependencies, not chunks or reduces: a plan (``plans/``)
+turns documents into jobs and outcomes into rows or further jobs. Every job, whatever its
+step, goes through the same path: cache, single flight, budget, limits, retries, audit.
 
-A document whose file changes or vanishes while its chunks are being read (streamed text files
-are read again as their chunks are dispatched) ends with a ``FileChanged`` error row after the
-rows of the chunks already sent; later documents go on.
+Taking input waits while the plan's output window is full, so the number of requests built,
+tasks alive and rows held is bounded whatever the corpus size. Stopping (interrupt, 401, 402,
+outage, budget, a failed output) ends dispatch; what is on the wire finishes and is written
+(to the cache, at least: an output that failed takes no more rows).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Coroutine
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
-from dscall.calls.caller import CallOutcome, ChunkCaller, RequestContext, internal_error_outcome
-from dscall.calls.request import RequestBuilder
-from dscall.errors import BudgetExhausted, DocumentError, RunStopped
-from dscall.output.rows import ReorderBuffer, RowBuilder
+from dscall.calls.caller import CallOutcome, ChunkCaller, internal_error_outcome
+from dscall.errors import BudgetExhausted, RunStopped
 from dscall.pipeline.budget import BalanceWatch, Budget
-from dscall.stats import RunStats
-from dscall.types import CallRequest, Chunk, ChunkedDocument, ExtractOutcome, FailedDocument
+from dscall.pipeline.ledger import Ledger
+from dscall.plans.base import Job, Plan
+from dscall.types import ExtractOutcome
 
 
 class Engine:
     def __init__(
         self,
         caller: ChunkCaller,
-        requests: RequestBuilder,
-        rows: RowBuilder,
-        reorder: ReorderBuffer,
-        stats: RunStats,
+        plan: Plan,
+        ledger: Ledger,
         budget: Budget | None = None,
         balance: BalanceWatch | None = None,
         notify: Callable[[str], None] = lambda message: None,
     ) -> None:
         self._caller = caller
-        self._requests = requests
-        self._rows = rows
-        self._reorder = reorder
-        self._stats = stats
+        self._plan = plan
+        self._ledger = ledger
         self._budget = budget
         self._balance = balance
         self._notify = notify
@@ -78,154 +73,100 @@ class Engine:
         for task in self._tasks:
             task.cancel()
 
-    async def run(self, outcomes: AsyncGenerator[ExtractOutcome, None]) -> None:
-        """Dispatch every chunk of ``outcomes``; return when all dispatched calls finished."""
-        self._feeder = asyncio.ensure_future(self._feed(outcomes))
+    async def run(self, inputs: AsyncIterator[ExtractOutcome]) -> None:
+        """Start every job of ``inputs`` and of what they lead to; return when all finished."""
+        self._feeder = asyncio.ensure_future(self._feed(inputs))
         try:
             await self._feeder
         except asyncio.CancelledError:
             if self.stop_reason is None:  # cancelled from outside, not by request_stop
                 raise
         finally:
-            if self._tasks:
+            # Tasks started by finishing tasks (further jobs) are waited for too.
+            while self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _feed(self, outcomes: AsyncGenerator[ExtractOutcome, None]) -> None:
-        async with aclosing(outcomes):
-            await self._feed_from(outcomes)
+    async def _feed(self, inputs: AsyncIterator[ExtractOutcome]) -> None:
+        plan = self._plan
+        try:
+            async for document in inputs:
+                jobs = plan.start(document)
+                while True:
+                    if plan.full:
+                        await plan.wait_for_room()
+                    job = next(jobs, None)
+                    if job is None:
+                        break
+                    self.submit(job)
+                    if self.stop_reason is not None:
+                        return
+        finally:
+            aclose = getattr(inputs, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
-    async def _feed_from(self, outcomes: AsyncGenerator[ExtractOutcome, None]) -> None:
-        async for outcome in outcomes:
-            self._stats.documents_seen += 1
-            if isinstance(outcome, FailedDocument):
-                await self._document_failed(outcome)
-                continue
-            if not outcome.chunks:
-                await self._document_failed(self._rows.no_text(outcome))
-                continue
-            chunks = iter(outcome.chunks)
-            sent = 0
-            while True:
-                try:
-                    # A streamed text file is read again as its chunks are taken: a file that
-                    # changed or vanished since it was chunked fails here, mid-document.
-                    chunk = next(chunks, None)
-                except DocumentError as exc:
-                    await self._document_changed(outcome, sent, exc)
-                    break
-                if chunk is None:
-                    break
-                if self._reorder.full:
-                    await self._reorder.wait_for_room()
-                self._dispatch(outcome, chunk)
-                sent += 1
-                if self.stop_reason is not None:
-                    return
-
-    async def _document_failed(self, failed: FailedDocument) -> None:
-        await self._document_error_row(
-            f"{failed.source.rel_path}: {failed.error_type}: {failed.message}",
-            self._rows.failed_document_row(failed),
-        )
-
-    async def _document_changed(self, doc: ChunkedDocument, sent: int, exc: DocumentError) -> None:
-        """The rest of ``doc`` cannot be read as it was chunked: one error row for the
-        document after the rows of the chunks already sent; the run goes on."""
-        message = f"{exc.message} (after {sent} of {len(doc.chunks)} chunks were sent)"
-        await self._document_error_row(
-            f"{doc.source.rel_path}: FileChanged: {message}",
-            self._rows.changed_document_row(doc, message),
-        )
-
-    async def _document_error_row(self, note: str, row: dict[str, Any]) -> None:
-        """Count, tell and write (in order) the error row of a document."""
-        self._stats.documents_failed += 1
-        self._notify(note)
-        if self._reorder.full:
-            await self._reorder.wait_for_room()
-        self._reorder.put(self._reorder.assign(), row)
-
-    def _dispatch(self, doc: ChunkedDocument, chunk: Chunk) -> None:
-        request = self._requests.build(chunk, doc.source.rel_path)
-        seq = self._reorder.assign()
-        cached = self._caller.cached(request)
-        if cached is not None:
-            self._reorder.put(seq, self._rows.chunk_row(doc, chunk, request, cached))
+    def submit(self, job: Job) -> None:
+        """Dispatch one job: its outcome now (cache), or a task that will have it."""
+        if self.stop_reason is not None and not isinstance(self.stop_reason, BudgetExhausted):
+            job.dropped()
             return
-        leader = self._caller.in_flight(request)
+        caller = self._caller
+        request = job.request
+        cached = caller.cached(request)
+        if cached is not None:
+            self._done(job, cached)
+            return
+        leader = caller.in_flight(request)
         if leader is not None:
-            self._spawn(self._follow(seq, doc, chunk, request, leader))
+            self._spawn(self._follow(job, leader))
             return
         reserved = 0.0
         if self._budget is not None:
             try:
                 reserved = self._budget.reserve(request)
             except RunStopped as exc:
-                self._reorder.skip(seq)
+                job.dropped()
                 self.request_stop(exc)
                 return
         if self._balance is not None:
             self._balance.add(request)
-        leader = self._caller.claim(request)
-        self._spawn(self._call(seq, doc, chunk, request, reserved, leader))
+        leader = caller.claim(request)
+        self._spawn(self._call(job, reserved, leader))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _call(
-        self,
-        seq: int,
-        doc: ChunkedDocument,
-        chunk: Chunk,
-        request: CallRequest,
-        reserved: float,
-        leader: asyncio.Future[CallOutcome],
-    ) -> None:
-        context = RequestContext(doc.source.rel_path, chunk.index)
+    async def _call(self, job: Job, reserved: float, leader: asyncio.Future[CallOutcome]) -> None:
         try:
-            outcome = await self._caller.call(request, context, leader)
+            outcome = await self._caller.call(job.request, job.context, leader)
         except RunStopped as exc:
-            self._reorder.skip(seq)
+            job.dropped()
             self.request_stop(exc)
             return
         except asyncio.CancelledError:
-            self._reorder.skip(seq)
+            job.dropped()
             raise
         except Exception as exc:  # a bug of ours must cost one row, not the run or the order
             outcome = internal_error_outcome(exc)
         finally:
             if self._budget is not None:
                 self._budget.release(reserved)
-        self._finish(seq, doc, chunk, request, outcome)
+        self._done(job, outcome)
 
-    async def _follow(
-        self,
-        seq: int,
-        doc: ChunkedDocument,
-        chunk: Chunk,
-        request: CallRequest,
-        leader: asyncio.Future[CallOutcome],
-    ) -> None:
+    async def _follow(self, job: Job, leader: asyncio.Future[CallOutcome]) -> None:
         try:
             outcome = await self._caller.follow(leader)
         except (RunStopped, asyncio.CancelledError):
-            self._reorder.skip(seq)
+            job.dropped()
             return
         except Exception as exc:
             outcome = internal_error_outcome(exc)
-        self._finish(seq, doc, chunk, request, outcome)
+        self._done(job, outcome)
 
-    def _finish(
-        self,
-        seq: int,
-        doc: ChunkedDocument,
-        chunk: Chunk,
-        request: CallRequest,
-        outcome: CallOutcome,
-    ) -> None:
-        row = self._rows.chunk_row(doc, chunk, request, outcome)
-        if self._budget is not None and row.get("cost_usd"):
-            self._budget.spend(row["cost_usd"])
-        self._reorder.put(seq, row)
+    def _done(self, job: Job, outcome: CallOutcome) -> None:
+        cost = self._ledger.settle(job.request, outcome)
+        further: Iterable[Job] = job.done(outcome, cost)
+        for next_job in further:
+            self.submit(next_job)

@@ -46,15 +46,18 @@ from dscall.errors import (
     UsageError,
 )
 from dscall.output.audit import AuditLog, default_caller
+from dscall.output.merge import DocumentMerger
 from dscall.output.parquet import ParquetRowWriter, documents_schema, results_schema
-from dscall.output.rows import DocumentMerger, ReorderBuffer, RowBuilder
+from dscall.output.rows import ReorderBuffer, RowBuilder
 from dscall.output.safety import OutputPath, check_outputs
 from dscall.pipeline.budget import BalanceWatch, Budget
 from dscall.pipeline.control import RunControl, signals_stop
 from dscall.pipeline.engine import Engine
+from dscall.pipeline.ledger import Ledger
+from dscall.plans.map import MapPlan
 from dscall.pricing import load_prices
 from dscall.stats import RunStats
-from dscall.types import ExtractOutcome, SkippedFile, SourceFile
+from dscall.types import ChunkRow, ExtractOutcome, SkippedFile, SourceFile
 
 Notify = Callable[[str], None]
 
@@ -218,13 +221,13 @@ async def _run(
             merger = DocumentMerger(run_id, control.guarded(doc_writer))
         write_row = control.guarded(writers[0])
 
-        def sink(row: dict[str, Any]) -> None:
+        def sink(row: ChunkRow) -> None:
             write_row(row)
             if merger is not None:
                 merger.add(row)
 
         window = max(REORDER_WINDOW_MIN, 8 * settings.call.max_concurrency)
-        reorder = ReorderBuffer(sink, window)
+        reorder: ReorderBuffer[ChunkRow] = ReorderBuffer(sink, window)
         loop = asyncio.get_running_loop()
         limits = CallLimits(
             settings.call.concurrency,
@@ -252,8 +255,9 @@ async def _run(
             audit=audit,
             stop_requested=stop_requested,
         )
-        rows = RowBuilder(run_id, out.include_text, prices, stats)
-        engine = Engine(caller, requests, rows, reorder, stats, budget, balance, notify)
+        rows = RowBuilder(run_id, out.include_text, stats)
+        plan = MapPlan(requests, rows, reorder, stats, notify)
+        engine = Engine(caller, plan, Ledger(prices, stats, budget), budget, balance, notify)
         control.engine = engine
         # Installed until the outputs are published: an interrupt during the final write
         # must not abandon what finished (it is only acknowledged).
@@ -262,7 +266,7 @@ async def _run(
                 outcomes = extract_in_order(sources, pool, lookahead=_lookahead(settings))
                 await engine.run(_counting(outcomes, stats))
             control.writing = True
-            reorder.drain()
+            plan.close()
             if merger is not None:
                 merger.finish()
             code = _exit_code(control.stop_reason, stats, settings.max_failures)
@@ -307,6 +311,7 @@ async def _counting(
     outcomes: AsyncIterator[ExtractOutcome], stats: RunStats
 ) -> AsyncGenerator[ExtractOutcome, None]:
     async for outcome in outcomes:
+        stats.documents_seen += 1
         stats.chunks_total += len(getattr(outcome, "chunks", ()))
         yield outcome
 

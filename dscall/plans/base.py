@@ -1,0 +1,54 @@
+"""The contract between the engine and a plan: jobs with what to do with their outcome.
+
+The engine knows calls and their dependencies, not chunks: a ``Job`` is a request, where it
+comes from (for the audit log), and two callbacks. ``done`` receives the call's outcome and
+its cost and returns the jobs that were waiting for it (none, for a map call); ``dropped``
+says the call will not finish in this run (the run stopped, or was cancelled), so that the
+plan can give up its place in the output order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from dscall.calls.caller import CallOutcome, RequestContext
+from dscall.types import CallRequest, ExtractOutcome
+
+# What a call cost in this run: 0.0 when cached or failed, None when the model's price is
+# unknown.
+Cost = float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    request: CallRequest
+    context: RequestContext
+    done: Callable[[CallOutcome, Cost], Iterable[Job]]
+    dropped: Callable[[], None]
+
+
+NO_JOBS: tuple[Job, ...] = ()
+
+
+class Plan(Protocol):
+    """A mode (map, map-reduce, refine, a pipeline of steps) as the engine sees it."""
+
+    def start(self, document: ExtractOutcome) -> Iterator[Job]:
+        """The jobs a document can start with, lazily: the engine waits for room before it
+        takes each one. A document that ends without a call (it could not be read, it has no
+        text, it changed mid-run) writes its row from here."""
+        ...
+
+    @property
+    def full(self) -> bool:
+        """Whether the output order holds as much as it may: take no new input until there is
+        room again."""
+        ...
+
+    async def wait_for_room(self) -> None: ...
+
+    def close(self) -> None:
+        """The engine is done: release whatever is still held, in order."""
+        ...
