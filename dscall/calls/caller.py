@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
+from dscall.calls.backend import Backend
 from dscall.calls.breaker import CircuitBreaker
 from dscall.calls.cache import ResultCache
 from dscall.calls.limits import CallLimits
@@ -89,12 +89,6 @@ class RequestContext:
     chunk_index: int
 
 
-class Backend(Protocol):
-    """What the caller needs from a transport (``HttpBackend`` is the real one)."""
-
-    async def send(self, request: CallRequest) -> CallResponse: ...
-
-
 class ChunkCaller:
     """Turns ``CallRequest``s into ``CallOutcome``s; one instance per run."""
 
@@ -109,6 +103,7 @@ class ChunkCaller:
         refresh: bool = False,
         audit: AuditLog | None = None,
         stop_requested: Callable[[], RunStopped | None] = lambda: None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._backend = backend
         self._limits = limits
@@ -118,7 +113,8 @@ class ChunkCaller:
         self._read_cache = cache is not None and not refresh
         self._audit = audit
         self._stop_requested = stop_requested
-        self._retrying = build_retrying(max_retries, before_sleep=self._count_retry)
+        # ``sleep`` waits between attempts (tests pass one that returns at once).
+        self._retrying = build_retrying(max_retries, sleep=sleep, before_sleep=self._count_retry)
         self._in_flight: dict[str, asyncio.Future[CallOutcome]] = {}
 
     def _count_retry(self, *_: object) -> None:

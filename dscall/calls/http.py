@@ -19,25 +19,22 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from dscall import __version__
+from dscall.calls.backend import EndpointInfo as EndpointInfo  # re-exported: run.py imports it
+from dscall.calls.backend import status_error
 from dscall.calls.retry import classify_status, retry_after_from_headers
 from dscall.config import CallSettings
 from dscall.errors import (
     AttemptTimeout,
-    AuthenticationFailed,
     EmptyResponse,
-    HTTPStatusError,
-    InsufficientBalance,
     InsufficientResources,
     MalformedResponse,
     OutOfDescriptors,
-    PermanentCallError,
     TransportError,
     UsageError,
     one_line,
@@ -76,15 +73,6 @@ def check_endpoint(base_url: str, allow_insecure_http: bool) -> str:
     return base_url.rstrip("/")
 
 
-@dataclass(frozen=True, slots=True)
-class EndpointInfo:
-    """What the pre-flight checks learn from the endpoint."""
-
-    models: tuple[str, ...] | None  # None when GET /models is not offered
-    balance_usd: float | None  # None when GET /user/balance is not offered
-    balance_available: bool | None
-
-
 def _error_message(body: bytes) -> str:
     """The server's error message (OpenAI-style ``{"error": {"message": ...}}``), one line."""
     text = body.strip()
@@ -99,19 +87,11 @@ def _error_message(body: bytes) -> str:
 
 
 def raise_for_status(status: int, body: bytes, headers: Any) -> None:
-    """Map a non-200 answer to the dscall error that says what to do about it."""
-    kind = classify_status(status)
-    message = _error_message(body)
-    if kind == "auth":
-        raise AuthenticationFailed(
-            f"the endpoint rejected the API key (HTTP 401: {message}); check DEEPSEEK_API_KEY"
-        )
-    if kind == "balance":
-        raise InsufficientBalance(f"insufficient balance (HTTP 402: {message}); top up to go on")
-    if kind == "retry":
+    """Raise the dscall error that says what to do about a non-200 answer (``status_error``)."""
+    retry_after = None
+    if classify_status(status) == "retry":
         retry_after = retry_after_from_headers(headers, time.time())
-        raise HTTPStatusError(status, message, retry_after)
-    raise PermanentCallError(status, message)
+    raise status_error(status, _error_message(body), retry_after)
 
 
 def parse_completion(payload: Any) -> CallResponse:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dscall import __version__
+from dscall.calls.backend import Backend
 from dscall.calls.breaker import CircuitBreaker
 from dscall.calls.cache import ResultCache
 from dscall.calls.caller import ChunkCaller
@@ -316,9 +317,7 @@ async def _counting(
         yield outcome
 
 
-async def _preflight(
-    backend: HttpBackend, settings: ProcessSettings, notify: Notify
-) -> EndpointInfo:
+async def _preflight(backend: Backend, settings: ProcessSettings, notify: Notify) -> EndpointInfo:
     """Ask the endpoint before paying: is it reachable, is the key good, is there money?"""
     try:
         info = await backend.endpoint_info()

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from dscall.calls.backend import HandlerBackend
 from dscall.calls.breaker import CircuitBreaker
 from dscall.calls.caller import ChunkCaller, RequestContext
 from dscall.calls.limits import CallLimits
@@ -24,16 +25,6 @@ _REQUEST = CallRequest(
 )
 
 
-class _Failing:
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-        self.sent = 0
-
-    async def send(self, request: CallRequest) -> CallResponse:
-        self.sent += 1
-        raise self.error
-
-
 @pytest.mark.parametrize(
     ("error", "opens"),
     [
@@ -44,10 +35,14 @@ class _Failing:
 async def test_only_endpoint_failures_open_the_breaker(error: Exception, opens: bool) -> None:
     loop = asyncio.get_running_loop()
     breaker = CircuitBreaker(loop.time, consecutive_failures=1)
-    backend = _Failing(error)
+
+    def handler(request: CallRequest) -> CallResponse:
+        raise error
+
+    backend = HandlerBackend(handler)
     caller = ChunkCaller(backend, CallLimits(4, 4), breaker, RunStats(), max_retries=0)
     outcome = await caller.call(_REQUEST, RequestContext("a.txt", 0))
-    assert backend.sent == 1
+    assert len(backend.requests) == 1
     assert outcome.response is None
     assert outcome.error_type == type(error).__name__
     assert (breaker.state != "closed") is opens
