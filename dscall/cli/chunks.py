@@ -19,15 +19,10 @@ from dscall import config
 from dscall.cli.app import app, run
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Iterable, Iterator
+    from collections.abc import Coroutine, Iterator
 
-    from dscall.types import (
-        ChunkedDocument,
-        ExtractOutcome,
-        FailedDocument,
-        SkippedFile,
-        SourceFile,
-    )
+    from dscall.stats import FrontTally
+    from dscall.types import ChunkedDocument, ExtractOutcome, FailedDocument, SourceFile
 
 _IN = "Input"
 _CHUNK = "Chunking and extraction"
@@ -171,17 +166,6 @@ class ChunksJob:
     force: bool = False  # replace an --out file dscall did not write
 
 
-@dataclass(slots=True)
-class _Tally:
-    documents: int = 0
-    failed: int = 0
-    pages: int = 0
-    chunks: int = 0
-    tokens: int = 0
-    no_text_pages: int = 0
-    skipped: int = 0
-
-
 def run_chunks(job: ChunksJob) -> int:
     """Run ``dscall chunks``; returns the exit code."""
     import asyncio
@@ -195,9 +179,10 @@ def run_chunks(job: ChunksJob) -> int:
     if job.out.is_dir():
         raise UsageError(f"--out {job.out} is a folder; give a file name, e.g. chunks.parquet")
     from dscall.output.safety import OutputPath, check_outputs
+    from dscall.stats import FrontTally
 
     check_outputs([OutputPath("--out", job.out, "parquet")], job.inputs, job.force)
-    tally = _Tally()
+    tally = FrontTally()
     try:
         rows = asyncio.run(_terminable(_run(job, tally)))
     except asyncio.CancelledError:  # SIGTERM (Ctrl-C arrives as KeyboardInterrupt instead)
@@ -225,71 +210,39 @@ async def _terminable(work: Coroutine[Any, Any, int]) -> int:
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-async def _run(job: ChunksJob, tally: _Tally) -> int:
+async def _run(job: ChunksJob, tally: FrontTally) -> int:
     from dscall import __version__
     from dscall.config import settings_metadata
-    from dscall.documents.discover import discover
-    from dscall.documents.pool import ExtractionPool, extract_in_order
+    from dscall.documents.stage import front_half
     from dscall.output.parquet import ParquetRowWriter, chunks_schema
     from dscall.types import FailedDocument
 
-    async with ExtractionPool(job.extract, job.chunk) as pool:
+    def notify(message: str) -> None:
+        if not job.quiet:
+            _say(message)
+
+    async with front_half(
+        job.inputs, job.discovery, job.extract, job.chunk, tally, notify
+    ) as front:
         metadata = {
             "dscall_version": __version__,
             "command": "chunks",
             "inputs": list(job.inputs),
-            "tokenizer": pool.counter.name,
+            "tokenizer": front.tokenizer,
             "settings": settings_metadata(job.discovery, job.extract, job.chunk),
             "include_text": job.include_text,
         }
         with ParquetRowWriter(job.out, chunks_schema(job.include_text), metadata) as writer:
-            found = discover(job.inputs, job.discovery)
-            sources = _first_or_fail(_reported(found, tally, job.quiet), job.inputs)
-            lookahead = max(8, 4 * pool.size)
-            async for outcome in extract_in_order(sources, pool, lookahead):
-                tally.documents += 1
+            async for outcome in front.outcomes:
                 if isinstance(outcome, FailedDocument):
-                    tally.failed += 1
                     _say(f"failed {_shown(outcome.source)}: {_error(outcome)}")
-                else:
-                    _count(outcome, tally, job.quiet)
+                elif not job.quiet:
+                    _notes(outcome)
                 writer.write_many(_rows(outcome, job.include_text))
     return writer.rows_written  # final once the writer has closed
 
 
-def _reported(
-    found: Iterable[SourceFile | SkippedFile], tally: _Tally, quiet: bool
-) -> Iterator[SourceFile]:
-    from dscall.types import SkippedFile
-
-    for item in found:
-        if isinstance(item, SkippedFile):
-            tally.skipped += 1
-            if not quiet:
-                _say(f"skipped {item.path}: {item.reason}")
-            continue
-        yield item
-
-
-def _first_or_fail(sources: Iterator[SourceFile], inputs: tuple[str, ...]) -> Iterator[SourceFile]:
-    from dscall.documents.discover import printable
-    from dscall.errors import UsageError
-
-    first = next(sources, None)
-    if first is None:
-        shown = " ".join(printable(path) for path in inputs)
-        raise UsageError(f"no supported documents (.pdf .docx .txt .md) found in {shown}")
-    yield first
-    yield from sources
-
-
-def _count(document: ChunkedDocument, tally: _Tally, quiet: bool) -> None:
-    tally.pages += document.page_count
-    tally.chunks += len(document.chunks)
-    tally.tokens += sum(chunk.tokens for chunk in document.chunks)
-    tally.no_text_pages += len(document.no_text_pages)
-    if quiet:
-        return
+def _notes(document: ChunkedDocument) -> None:
     if document.no_text_pages:
         pages = ", ".join(str(page) for page in document.no_text_pages)
         _say(f"note {_shown(document.source)}: no text layer on page(s) {pages} (scanned?)")
@@ -333,7 +286,7 @@ def _shown(source: SourceFile) -> str:
     return str(source.path)  # escaped by _say
 
 
-def _summary(tally: _Tally, rows: int, out: Path) -> str:
+def _summary(tally: FrontTally, rows: int, out: Path) -> str:
     ok = tally.documents - tally.failed
     return (
         f"documents: {tally.documents} ({ok} ok, {tally.failed} failed), pages: {tally.pages}, "
