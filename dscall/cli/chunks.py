@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dscall import config
+from dscall.cli import options
 from dscall.cli.app import app, run
 
 if TYPE_CHECKING:
@@ -24,102 +25,40 @@ if TYPE_CHECKING:
     from dscall.stats import FrontTally
     from dscall.types import ChunkedDocument, ExtractOutcome, FailedDocument, SourceFile
 
-_IN = "Input"
-_CHUNK = "Chunking and extraction"
-_OUT = "Output and reporting"
-
 
 @app.command(no_args_is_help=True)
 def chunks(
-    paths: Annotated[
-        list[str], typer.Argument(help="Files, folders (walked recursively) or glob patterns.")
-    ],
+    paths: options.Paths,
     out: Annotated[
         Path,
         typer.Option(
             "--out",
             "-o",
             help="Parquet file to write: one row per chunk, one per document that failed.",
-            rich_help_panel=_OUT,
+            rich_help_panel=options.OUTPUT,
         ),
     ] = Path("chunks.parquet"),
-    include: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Only files matching this pattern (fnmatch on the relative path or the file "
-            "name; repeatable).",
-            rich_help_panel=_IN,
-        ),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Skip files and folders matching this pattern (repeatable).", rich_help_panel=_IN
-        ),
-    ] = None,
-    hidden: Annotated[
-        bool,
-        typer.Option(
-            "--hidden",
-            help="Include hidden files and folders (names starting with '.').",
-            rich_help_panel=_IN,
-        ),
-    ] = False,
-    chunk_tokens: Annotated[
-        int, typer.Option(help="Token budget per chunk.", min=16, rich_help_panel=_CHUNK)
-    ] = config.DEFAULT_CHUNK_TOKENS,
-    overlap_tokens: Annotated[
-        int,
-        typer.Option(
-            help="Tokens of whole sentences repeated between chunks.", min=0, rich_help_panel=_CHUNK
-        ),
-    ] = config.DEFAULT_OVERLAP_TOKENS,
-    tokenizer: Annotated[
-        config.TokenizerChoice,
-        typer.Option(
-            help="Token counter: exact needs the tokenizer extra; auto uses it when installed.",
-            rich_help_panel=_CHUNK,
-        ),
-    ] = "auto",
-    pdf_backend: Annotated[
-        config.PdfBackendChoice,
-        typer.Option(
-            help="PDF text extractor: auto tries pypdfium2 first, then pypdf.",
-            rich_help_panel=_CHUNK,
-        ),
-    ] = "auto",
-    extract_timeout: Annotated[
-        float,
-        typer.Option(
-            help="Time limit per file for extraction, seconds.", min=0.001, rich_help_panel=_CHUNK
-        ),
-    ] = config.DEFAULT_EXTRACT_TIMEOUT_S,
-    workers: Annotated[
-        int,
-        typer.Option(
-            help="Extraction worker processes; 0 means one per CPU.", min=0, rich_help_panel=_CHUNK
-        ),
-    ] = 0,
+    include: options.Include = None,
+    exclude: options.Exclude = None,
+    hidden: options.Hidden = False,
+    chunk_tokens: options.ChunkTokens = config.DEFAULT_CHUNK_TOKENS,
+    overlap_tokens: options.OverlapTokens = config.DEFAULT_OVERLAP_TOKENS,
+    tokenizer: options.Tokenizer = "auto",
+    pdf_backend: options.PdfBackend = "auto",
+    extract_timeout: options.ExtractTimeout = config.DEFAULT_EXTRACT_TIMEOUT_S,
+    workers: options.Workers = 0,
     no_text: Annotated[
         bool,
-        typer.Option("--no-text", help="Leave the chunk_text column out.", rich_help_panel=_OUT),
+        typer.Option(
+            "--no-text", help="Leave the chunk_text column out.", rich_help_panel=options.OUTPUT
+        ),
     ] = False,
     force: Annotated[
         bool,
-        typer.Option(
-            "--force",
-            help="Replace an --out file that dscall did not write (never an input document).",
-            rich_help_panel=_OUT,
-        ),
+        options.force("Replace an --out file that dscall did not write (never an input document)."),
     ] = False,
     quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet",
-            "-q",
-            help="No notes or summary; only errors (failed documents, usage errors).",
-            rich_help_panel=_OUT,
-        ),
+        bool, options.quiet("No notes or summary; only errors (failed documents, usage errors).")
     ] = False,
 ) -> None:
     """Split documents into token-budgeted chunks and write them to Parquet (no model call).
@@ -131,19 +70,9 @@ def chunks(
     def body() -> int:
         job = ChunksJob(
             inputs=tuple(paths),
-            discovery=config.DiscoverySettings(
-                include=tuple(include or ()), exclude=tuple(exclude or ()), include_hidden=hidden
-            ),
-            extract=config.ExtractSettings(
-                timeout_s=extract_timeout,
-                pdf_backend=pdf_backend,
-                workers=workers,
-            ),
-            chunk=config.ChunkSettings(
-                chunk_tokens=chunk_tokens,
-                overlap_tokens=overlap_tokens,
-                tokenizer=tokenizer,
-            ),
+            discovery=options.discovery_settings(include, exclude, hidden),
+            extract=options.extract_settings(extract_timeout, pdf_backend, workers),
+            chunk=options.chunk_settings(chunk_tokens, overlap_tokens, tokenizer),
             out=out,
             include_text=not no_text,
             quiet=quiet,
