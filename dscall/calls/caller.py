@@ -211,8 +211,10 @@ class ChunkCaller:
         except BaseException as exc:
             if cache is not None:
                 cache.release(request.request_hash)
-            # Followers must not wait forever for a leader that stopped, was cancelled or broke.
-            leader.set_exception(exc if isinstance(exc, RunStopped) else Interrupted("cancelled"))
+            # Followers must not wait forever for a leader that stopped, was cancelled or broke:
+            # they get its stop reason, or its error (an internal error row of their own), or
+            # (cancelled) an interruption.
+            leader.set_exception(exc if isinstance(exc, Exception) else Interrupted("cancelled"))
             leader.exception()  # mark retrieved: followers may never look
             raise
         finally:

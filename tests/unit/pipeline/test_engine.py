@@ -371,12 +371,6 @@ async def test_an_unexpected_error_costs_one_internal_error_row_and_the_run_goes
     assert sorted(r.sent) == ["a0", "a1", "a2", "b0"]  # not retried
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a follower of a leader that broke on an unexpected error is dropped (no row, no "
-    "stop): the caller hands followers Interrupted('cancelled'), which the engine treats as "
-    "a run stop",
-)
 async def test_an_identical_chunk_of_a_call_that_broke_gets_an_error_row_too(
     rig: Callable[..., Rig],
 ) -> None:
