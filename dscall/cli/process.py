@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 
 from dscall import config
-from dscall.cli import options
+from dscall.cli import chain_options, options
 from dscall.cli.app import app, run
-from dscall.errors import UsageError
 
 # Typer inspects these annotations at run time; Optional[...] is what it understands on 3.10.
 _PROMPT = "Prompt and model"
@@ -279,6 +278,11 @@ def process(
     pdf_backend: options.PdfBackend = "auto",
     extract_timeout: options.ExtractTimeout = config.DEFAULT_EXTRACT_TIMEOUT_S,
     workers: options.Workers = 0,
+    mode: chain_options.Mode = "map",
+    reduce_prompt: chain_options.ReducePrompt = None,
+    reduce_tokens: chain_options.ReduceTokens = None,
+    refine_prompt: chain_options.RefinePrompt = None,
+    allow_partial: chain_options.AllowPartial = False,
 ) -> None:
     """Send every chunk of every document to the model and write the answers to Parquet.
 
@@ -290,7 +294,10 @@ def process(
     def body() -> int:
         from dscall.cli.process_run import execute
 
-        template = _template(prompt, prompt_file)
+        template = chain_options.prompt_template(prompt, prompt_file)
+        steps = chain_options.chain_steps(
+            mode, reduce_prompt, reduce_tokens, refine_prompt, allow_partial
+        )
         settings = config.ProcessSettings(
             inputs=tuple(paths),
             discovery=options.discovery_settings(include, exclude, hidden),
@@ -339,6 +346,8 @@ def process(
             mock=mock,
             dry_run=dry_run,
             preflight=not no_preflight,
+            steps=steps,
+            allow_partial=allow_partial,
         )
         shown = preview if preview is not None else (5 if mock else 0)
         return execute(
@@ -351,21 +360,3 @@ def process(
         )
 
     run(body)
-
-
-def _template(prompt: str | None, prompt_file: Path | None) -> str:
-    if prompt is not None and prompt_file is not None:
-        raise UsageError("give --prompt or --prompt-file, not both")
-    from dscall.calls.request import PromptTemplate
-
-    if prompt_file is not None:
-        try:
-            template = prompt_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read --prompt-file {prompt_file}: {exc}") from exc
-        PromptTemplate.parse(template, f"--prompt-file {prompt_file}")  # unknown placeholders
-        return template
-    if prompt is None:
-        return config.DEFAULT_PROMPT_TEMPLATE
-    PromptTemplate.parse(prompt, "--prompt")
-    return prompt
