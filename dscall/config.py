@@ -68,6 +68,23 @@ DEFAULT_PROMPT_TEMPLATE = (
     "Summarise the following excerpt in a few sentences. Keep names, figures and dates exact. "
     "Answer in the language of the excerpt.\n\n{text}"
 )
+# map-reduce: the chunk answers of a document, in chunk order, combined into one. No path, so
+# that the same answers reduce to the same request (and cache entry) wherever they come from.
+DEFAULT_REDUCE_PROMPT = (
+    "The following are summaries of consecutive parts of one document, in order. Combine them "
+    "into one faithful summary of the whole document: keep names, figures and dates exact, add "
+    "nothing they do not say, and answer in the language of the document.\n\n{outputs}"
+)
+# refine: the answer so far and the next chunk; the answer after the last chunk is the
+# document's.
+DEFAULT_REFINE_PROMPT = (
+    "Refine the summary of a document with the next excerpt of the same document. Keep what is "
+    "still right, add what the excerpt adds, keep names, figures and dates exact, and answer in "
+    "the language of the document. Reply with the whole refined summary only.\n\n"
+    "Summary so far:\n{previous}\n\nNext excerpt:\n{text}"
+)
+# Separates answers in a reduce's {outputs}.
+REDUCE_SEPARATOR = "\n\n"
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_CONCURRENCY = 32
 DEFAULT_MAX_CONCURRENCY = 256
@@ -201,6 +218,28 @@ class PromptSettings:
     stream: bool = False
 
 
+Mode = Literal["map", "map-reduce", "refine"]
+StepKind = Literal["map", "reduce", "refine", "document"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepSettings:
+    """One step of a chain (SPEC §9): a mode's steps, or a ``[[steps]]`` table of a pipeline
+    file. ``None`` for a call parameter means the run's own (``--model``, ``--max-tokens`` ...)."""
+
+    name: str
+    kind: StepKind
+    template: str
+    input: str | None = None  # reduce: the map step it reduces; document: the step it reads
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    json_mode: bool | None = None
+    first_template: str | None = None  # refine: the first chunk's prompt (default: --prompt)
+    reduce_tokens: int | None = None  # reduce: tokens of answers per call (default: chunk budget)
+    where: str | None = None  # "FILE:LINE" of a pipeline file's step, for errors
+
+
 @dataclass(frozen=True, slots=True)
 class CallSettings:
     base_url: str = DEFAULT_BASE_URL
@@ -263,3 +302,7 @@ class ProcessSettings:
     mock: bool = False
     dry_run: bool = False
     preflight: bool = True
+    # The chain: empty for --mode map (one call per chunk); otherwise the steps of the mode or
+    # of --pipeline, in order.
+    steps: tuple[StepSettings, ...] = ()
+    allow_partial: bool = False  # reduce a document over the chunk answers that did not fail

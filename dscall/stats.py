@@ -109,6 +109,18 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 
 @dataclass(slots=True)
+class StepFigures:
+    """The calls of one step of a chain (SPEC §9): how many, how they ended, what they cost."""
+
+    calls: int = 0
+    cached: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0  # paid in this run
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(slots=True)
 class RunStats:
     """Everything counted during one run. Fields are incremented directly by their owners."""
 
@@ -137,6 +149,7 @@ class RunStats:
     started_monotonic: float = field(default_factory=time.monotonic)
     finished_monotonic: float | None = None
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
+    steps: dict[str, StepFigures] = field(default_factory=dict)  # by step name, in chain order
 
     def finish(self) -> None:
         """Stop the clock (idempotent: the first call wins)."""

@@ -155,6 +155,7 @@ class ChunkRow:
     doc_id: str | None
     doc_type: str
     status: RowStatus
+    step: str = "map"  # the step of the chain this row is a call of
     chunk_index: int | None = None
     chunk_count: int | None = None
     page_start: int | None = None
@@ -184,7 +185,8 @@ class ChunkRow:
 
 @dataclass(slots=True)
 class DocumentRow:
-    """One row of ``--documents-out``: a document's answer and its totals."""
+    """One row of ``--documents-out``: a document's answer and its totals. ``extra`` holds
+    columns a pipeline adds (``<step>_output``)."""
 
     run_id: str
     doc_path: str
@@ -199,8 +201,10 @@ class DocumentRow:
     output: str | None = None
     error_type: str | None = None
     error_message: str | None = None
+    calls: int = 0  # the calls of every step of the document, cached ones included
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cache_hit_tokens: int | None = None
     cache_miss_tokens: int | None = None
     cost_usd: float | None = None
+    extra: dict[str, str | None] = field(default_factory=dict)

@@ -86,7 +86,8 @@ class RequestContext:
     """Where a request comes from, for the audit log."""
 
     doc_path: str
-    chunk_index: int
+    chunk_index: int | None  # None for a document-level call (a reduce, a document step)
+    step: str = "map"
 
 
 class ChunkCaller:
@@ -332,6 +333,7 @@ class ChunkCaller:
                     request_hash=request.request_hash,
                     doc_path=context.doc_path,
                     chunk_index=context.chunk_index,
+                    step=context.step,
                     model=request.model,
                     status=status,
                     attempt=attempt,

@@ -1,4 +1,4 @@
-"""Chunk -> chat-completions request: prompt template, canonical body, request hash.
+"""Prompt template + values -> chat-completions request: canonical body, request hash.
 
 The layout serves DeepSeek's prefix cache: the system prompt and the instruction come first
 and are byte-identical across chunks; the chunk text comes last.
@@ -26,6 +26,9 @@ from dscall.jsonio import dumps_canonical
 from dscall.types import CallRequest, Chunk
 
 PLACEHOLDERS = ("text", "path", "page_start", "page_end", "chunk_index", "chunk_count")
+# The placeholders of a reduce step's template, and of a refine step's (besides PLACEHOLDERS).
+REDUCE_PLACEHOLDERS = ("outputs", "path", "chunk_count")
+REFINE_PLACEHOLDERS = ("previous", *PLACEHOLDERS)
 # Anything shaped like a placeholder: a name in single braces (``{txt}``, ``{steps.summary}``),
 # or the same in double braces, which is how a literal ``{name}`` is written. Other braces
 # (``{"a": 1}``, ``{ }``) are text.
@@ -39,16 +42,24 @@ _LOCATION_ALLOWANCE_TOKENS = 32
 class PromptTemplate:
     """A template split once into literal text and placeholder names.
 
-    The six documented placeholders are replaced. Any other name in braces (``{txt}``) is a
-    ``UsageError`` before anything is sent: a typo would otherwise be paid for, chunk after
-    chunk. ``{{name}}`` is a literal ``{name}``; any other brace (a JSON example in the
-    instruction, say) is left exactly as written, unlike ``str.format``.
+    The documented placeholders (``known``: a map step's six by default) are replaced. Any
+    other name in braces (``{txt}``) is a ``UsageError`` before anything is sent: a typo would
+    otherwise be paid for, chunk after chunk. ``{{name}}`` is a literal ``{name}``; any other
+    brace (a JSON example in the instruction, say) is left exactly as written, unlike
+    ``str.format``. A template without ``body`` (the text the call is about: ``{text}``, or a
+    reduce's ``{outputs}``) gets it appended after a blank line.
     """
 
     parts: tuple[str, ...]  # even positions: literal text; odd positions: placeholder names
 
     @classmethod
-    def parse(cls, template: str, option: str = "--prompt") -> PromptTemplate:
+    def parse(
+        cls,
+        template: str,
+        option: str = "--prompt",
+        known: tuple[str, ...] = PLACEHOLDERS,
+        body: str | None = "text",
+    ) -> PromptTemplate:
         parts: list[str] = []
         literal: list[str] = []
         position = 0
@@ -59,21 +70,25 @@ class PromptTemplate:
             if escaped is not None:
                 literal.append("{" + escaped + "}")
                 continue
-            if name not in PLACEHOLDERS:
-                known = " ".join("{" + known + "}" for known in PLACEHOLDERS)
+            if name not in known:
+                listed = " ".join("{" + each + "}" for each in known)
                 raise UsageError(
-                    f"unknown placeholder {{{name}}} in {option}; known: {known} "
+                    f"unknown placeholder {{{name}}} in {option}; known: {listed} "
                     f"(write {{{{{name}}}}} for the literal text {{{name}}})"
                 )
             parts += ["".join(literal), name]
             literal = []
         literal.append(template[position:])
         parts.append("".join(literal))
-        if "text" not in parts[1::2]:
+        if body is not None and body not in parts[1::2]:
             # A bare instruction ("Summarise this") is the common case: the text goes after it.
             parts[-1] = parts[-1].rstrip() + "\n\n"
-            parts += ["text", ""]
+            parts += [body, ""]
         return cls(tuple(parts))
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self.parts[1::2])
 
     def render(self, values: dict[str, str]) -> str:
         parts = self.parts
@@ -116,13 +131,19 @@ class RequestBuilder:
     """Builds ``CallRequest`` objects for one run's prompt settings, namespace and answer
     source (see ``answer_source``)."""
 
-    def __init__(self, prompt: PromptSettings, namespace: str, source: str) -> None:
+    def __init__(
+        self,
+        prompt: PromptSettings,
+        namespace: str,
+        source: str,
+        template: PromptTemplate | None = None,
+    ) -> None:
         if prompt.max_tokens is not None and prompt.max_tokens < 1:
             raise UsageError("--max-tokens must be at least 1")
         if prompt.temperature is not None and not 0.0 <= prompt.temperature <= 2.0:
             raise UsageError("--temperature must be between 0 and 2")
         self.prompt = prompt
-        self.template = PromptTemplate.parse(prompt.template)
+        self.template = template or PromptTemplate.parse(prompt.template)
         self._hash_prefix = hashlib.sha256(
             namespace.encode("utf-8", "surrogatepass") + b"\x00" + source.encode() + b"\x00"
         )
@@ -160,7 +181,14 @@ class RequestBuilder:
         )
 
     def build(self, chunk: Chunk, doc_path: str) -> CallRequest:
-        user = self.render_user_message(chunk, doc_path)
+        return self.build_message(self.render_user_message(chunk, doc_path), chunk.tokens)
+
+    def build_values(self, values: dict[str, str], content_tokens: int) -> CallRequest:
+        """The request of a template filled with ``values`` (a reduce's answers, a refine's
+        previous answer and chunk); ``content_tokens`` estimates what the values add."""
+        return self.build_message(self.template.render(values), content_tokens)
+
+    def build_message(self, user: str, content_tokens: int) -> CallRequest:
         params = dict(self._params)
         params["messages"] = [self._system_message, {"role": "user", "content": user}]
         hashed = dumps_canonical(params)
@@ -176,7 +204,7 @@ class RequestBuilder:
             body=body,
             request_hash=digest.hexdigest(),
             model=self.prompt.model,
-            estimated_prompt_tokens=self._fixed_tokens + chunk.tokens,
+            estimated_prompt_tokens=self._fixed_tokens + content_tokens,
             max_tokens=self.prompt.max_tokens,
             stream=self.prompt.stream,
         )

@@ -75,6 +75,7 @@ class DocumentMerger:
             chunk_count=len(doc.chunks),
             chunks_ok=len(ok),
             chunks_failed=len(failed),
+            calls=len(chunk_rows),
             # The answers of a file that changed under dscall are not the document's answer.
             output=None if doc_error else "\n\n".join(row.output or "" for row in ok),
             error_type=first_error.error_type if first_error else None,

@@ -21,7 +21,7 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -82,16 +82,19 @@ def chunks_schema(include_text: bool = True) -> pa.Schema:
 
 
 def results_schema(include_text: bool = True) -> pa.Schema:
-    """Schema of ``dscall process --out``: one row per chunk (SPEC §6)."""
-    fields = [pa.field("run_id", pa.string())] + _DOCUMENT_FIELDS + _CHUNK_FIELDS
+    """Schema of ``dscall process --out``: one row per chunk and step (SPEC §6, §9)."""
+    fields = [pa.field("run_id", pa.string())] + _DOCUMENT_FIELDS
+    fields += [pa.field("step", pa.string())] + _CHUNK_FIELDS
     if include_text:
         fields.append(_TEXT_FIELD)
     fields += _CALL_FIELDS
     return pa.schema(fields + _STATUS_FIELDS + _ACCOUNTING_FIELDS)
 
 
-def documents_schema() -> pa.Schema:
-    """Schema of ``--documents-out``: one row per document, outputs merged in chunk order."""
+def documents_schema(step_columns: Sequence[str] = ()) -> pa.Schema:
+    """Schema of ``--documents-out``: one row per document, with its final answer (map mode:
+    the chunk answers in chunk order) and, for a pipeline, each document-level step's answer
+    (``step_columns``: ``<step>_output``)."""
     return pa.schema(
         [pa.field("run_id", pa.string())]
         + _DOCUMENT_FIELDS
@@ -103,8 +106,10 @@ def documents_schema() -> pa.Schema:
             pa.field("chunks_failed", pa.int32()),
             pa.field("output", pa.string()),
         ]
+        + [pa.field(name, pa.string()) for name in step_columns]
         + _STATUS_FIELDS
         + [
+            pa.field("calls", pa.int32()),
             pa.field("prompt_tokens", pa.int64()),
             pa.field("completion_tokens", pa.int64()),
             pa.field("cache_hit_tokens", pa.int64()),
@@ -112,6 +117,15 @@ def documents_schema() -> pa.Schema:
             pa.field("cost_usd", pa.float64()),
         ]
     )
+
+
+def _column(row: ChunkRow | DocumentRow, name: str) -> Any:
+    """A typed row has every column of its table as an attribute, or (a pipeline's step
+    columns) in ``extra``."""
+    try:
+        return getattr(row, name)
+    except AttributeError:
+        return row.extra.get(name) if isinstance(row, DocumentRow) else None
 
 
 def temp_path_for(target: Path) -> Path:
@@ -180,8 +194,7 @@ class ParquetRowWriter:
 
     def write(self, row: Mapping[str, Any] | ChunkRow | DocumentRow) -> None:
         """Buffer one row: a mapping (missing keys are nulls) or a typed row."""
-        # A typed row has every column of its table as an attribute.
-        get: Callable[[str], Any] = row.get if isinstance(row, Mapping) else partial(getattr, row)
+        get: Callable[[str], Any] = row.get if isinstance(row, Mapping) else partial(_column, row)
 
         columns = self._columns
         for name in self._names:

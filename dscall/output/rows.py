@@ -43,6 +43,7 @@ class RowBuilder:
         request: CallRequest,
         outcome: CallOutcome,
         cost: float | None,
+        step: str = "map",
     ) -> ChunkRow:
         response = outcome.response
         stats = self.stats
@@ -53,6 +54,7 @@ class RowBuilder:
             doc.doc_id,
             doc.source.doc_type,
             "ok" if response is not None else "error",
+            step=step,
             chunk_index=chunk.index,
             chunk_count=chunk.count,
             page_start=chunk.page_start,

@@ -21,6 +21,7 @@ outage, budget, a failed output) ends dispatch; what is on the wire finishes and
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
@@ -28,7 +29,7 @@ from dscall.calls.caller import CallOutcome, ChunkCaller, internal_error_outcome
 from dscall.errors import BudgetExhausted, RunStopped
 from dscall.pipeline.budget import BalanceWatch, Budget
 from dscall.pipeline.ledger import Ledger
-from dscall.plans.base import Job, Plan
+from dscall.plans.base import NO_JOBS, Job, Plan
 from dscall.types import ExtractOutcome
 
 
@@ -106,20 +107,28 @@ class Engine:
                 await aclose()
 
     def submit(self, job: Job) -> None:
-        """Dispatch one job: its outcome now (cache), or a task that will have it."""
+        """Dispatch ``job`` and the further jobs its outcome leads to at once (cache hits)."""
+        pending = deque((job,))
+        while pending:
+            further = self._dispatch(pending.popleft())
+            if further:
+                pending.extend(further)
+
+    def _dispatch(self, job: Job) -> Iterable[Job]:
+        """Dispatch one job: its outcome now (a cache hit: the jobs that follow from it), or
+        a task that will have it."""
         if self.stop_reason is not None and not isinstance(self.stop_reason, BudgetExhausted):
             job.dropped()
-            return
+            return NO_JOBS
         caller = self._caller
         request = job.request
         cached = caller.cached(request)
         if cached is not None:
-            self._done(job, cached)
-            return
+            return self._settle(job, cached)
         leader = caller.in_flight(request)
         if leader is not None:
             self._spawn(self._follow(job, leader))
-            return
+            return NO_JOBS
         reserved = 0.0
         if self._budget is not None:
             try:
@@ -127,11 +136,12 @@ class Engine:
             except RunStopped as exc:
                 job.dropped()
                 self.request_stop(exc)
-                return
+                return NO_JOBS
         if self._balance is not None:
             self._balance.add(request)
         leader = caller.claim(request)
         self._spawn(self._call(job, reserved, leader))
+        return NO_JOBS
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -165,8 +175,10 @@ class Engine:
             outcome = internal_error_outcome(exc)
         self._done(job, outcome)
 
+    def _settle(self, job: Job, outcome: CallOutcome) -> Iterable[Job]:
+        cost = self._ledger.settle(job.request, outcome, job.context.step)
+        return job.done(outcome, cost)
+
     def _done(self, job: Job, outcome: CallOutcome) -> None:
-        cost = self._ledger.settle(job.request, outcome)
-        further: Iterable[Job] = job.done(outcome, cost)
-        for next_job in further:
-            self.submit(next_job)
+        for further in self._settle(job, outcome):
+            self.submit(further)

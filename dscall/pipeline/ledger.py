@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from dscall.calls.caller import CallOutcome
 from dscall.pipeline.budget import Budget
 from dscall.pricing import PriceTable
-from dscall.stats import RunStats
+from dscall.stats import RunStats, StepFigures
 from dscall.types import CallRequest
 
 
@@ -22,13 +22,23 @@ class Ledger:
         self._stats = stats
         self._budget = budget
 
-    def settle(self, request: CallRequest, outcome: CallOutcome) -> float | None:
+    def settle(self, request: CallRequest, outcome: CallOutcome, step: str) -> float | None:
         """Count the tokens and cost of ``outcome``; its cost (None: the price is unknown)."""
+        figures = self._stats.steps.get(step)
+        if figures is None:
+            figures = self._stats.steps[step] = StepFigures()
+        figures.calls += 1
         response = outcome.response
-        if response is None or outcome.cached:
+        if response is None:
+            figures.failed += 1
+            return 0.0
+        if outcome.cached:
+            figures.cached += 1
             return 0.0
         stats = self._stats
         usage = response.usage
+        figures.prompt_tokens += usage.prompt_tokens
+        figures.completion_tokens += usage.completion_tokens
         stats.prompt_tokens += usage.prompt_tokens
         stats.completion_tokens += usage.completion_tokens
         stats.cache_hit_tokens += usage.cache_hit_tokens
@@ -39,6 +49,7 @@ class Ledger:
             stats.cost_unknown = True
             return None
         stats.cost_usd += cost
+        figures.cost_usd += cost
         if self._budget is not None and cost:
             self._budget.spend(cost)
         return cost

@@ -27,6 +27,7 @@ FIELDS = [
     "request_hash",
     "doc_path",
     "chunk_index",
+    "step",
     "model",
     "endpoint_host",
     "status",
