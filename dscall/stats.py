@@ -121,13 +121,31 @@ class StepFigures:
 
 
 @dataclass(slots=True)
-class RunStats:
-    """Everything counted during one run. Fields are incremented directly by their owners."""
+class FrontTally:
+    """What the front half (discover -> extract -> chunk, ``documents.stage``) read, counted
+    as each outcome is handed on; ``dscall chunks`` reports it, ``RunStats`` holds one."""
 
-    documents_seen: int = 0
+    documents: int = 0  # outcomes handed on: read or failed
+    failed: int = 0  # documents extraction could not read (FailedDocument)
+    pages: int = 0
+    chunks: int = 0
+    tokens: int = 0  # counted or estimated tokens of all chunks
+    no_text_pages: int = 0
+    skipped: int = 0  # files discovery passed over (unsupported, unreadable, loops)
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Everything counted during one run. Fields are incremented directly by their owners.
+
+    ``front`` is counted by the front half (``documents.stage``); ``documents_seen``,
+    ``files_skipped`` and ``chunks_total`` are its figures under the names the progress display
+    and the summary read. ``documents_failed`` is the engine's (or the dry run's) own count: in
+    a run it also holds documents with no text and documents that changed while being sent.
+    """
+
+    front: FrontTally = field(default_factory=FrontTally)
     documents_failed: int = 0
-    files_skipped: int = 0
-    chunks_total: int = 0  # grows while extraction is still finding chunks
     chunks_done: int = 0  # rows produced for chunks: ok + failed (cached ones included)
     chunks_ok: int = 0
     chunks_failed: int = 0
@@ -150,6 +168,31 @@ class RunStats:
     finished_monotonic: float | None = None
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
     steps: dict[str, StepFigures] = field(default_factory=dict)  # by step name, in chain order
+
+    @property
+    def documents_seen(self) -> int:
+        return self.front.documents
+
+    @documents_seen.setter
+    def documents_seen(self, value: int) -> None:
+        self.front.documents = value
+
+    @property
+    def files_skipped(self) -> int:
+        return self.front.skipped
+
+    @files_skipped.setter
+    def files_skipped(self, value: int) -> None:
+        self.front.skipped = value
+
+    @property
+    def chunks_total(self) -> int:
+        """Grows while extraction is still finding chunks."""
+        return self.front.chunks
+
+    @chunks_total.setter
+    def chunks_total(self, value: int) -> None:
+        self.front.chunks = value
 
     def finish(self) -> None:
         """Stop the clock (idempotent: the first call wins)."""

@@ -10,7 +10,7 @@ tokenizer's own road. The two roads agree token for token, offsets included
 (tests/unit/test_tokenizer.py checks them against each other on generated text), and the fast
 road checks that its words cover the text before it trusts them.
 
-Long texts on the tokenizer's road are encoded in pieces, as ``tokens.py`` describes.
+Long texts on the tokenizer's road are encoded in pieces, as ``exact_counter.py`` describes.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ boundary present. A sentence that fits within the budget on its own is never cut
 exact count finds a one-sentence chunk over budget and it must shrink). Only a
 sentence larger than the budget is cut inside, at lines, then clause punctuation, then
 whitespace, and only a run with none of these gets a hard cut, which never splits a CRLF or a
-surrogate pair and steps back so as not to split a character from its combining marks.
+surrogate pair and steps back so as not to split a character from its combining marks
+(``graphemes``).
 
 Boundaries, as the spec names them:
 - paragraph: a blank line (two newlines with only spaces between);
@@ -32,10 +33,10 @@ A text too long to hold is chunked window by window with the same rules: ``chunk
 from __future__ import annotations
 
 import re
-import unicodedata
 from array import array
 from bisect import bisect_right
 
+from dscall.chunking.graphemes import hard_cut
 from dscall.chunking.tokens import SpanMeter, TokenCounter, single_chunk_tokens, span_meter
 from dscall.config import CHUNK_MIN_FILL, MIN_CHUNK_TOKENS, ChunkSettings
 from dscall.errors import UsageError
@@ -56,9 +57,6 @@ _LINE = re.compile(r"[^\S\n]*\n\s*")
 _CLAUSE = re.compile(rf"[；，、：]+{_CLOSE}|[;,:]+{_CLOSE}(?=\s)")
 _SPACE = re.compile(r"\s+")
 _NON_SPACE = re.compile(r"\S")
-_JOINERS = frozenset("\u200d\u200c\u034f")
-# A hard cut steps back at most this far looking for a grapheme boundary, then gives up on it.
-_MAX_CLUSTER = 32
 # The last line, clause or space before a cut is looked for in a window this wide, widened
 # fourfold until found: a chunk costs its own length, however many spaces it holds.
 _LOOK_BACK = 64
@@ -261,7 +259,7 @@ class Splitter:
         chosen = self._select(latest, base, limit)
         # Without a boundary the sentence is one unbroken run, or (after an exact count lowered
         # the limit) the overlap leaves no room for it: cut inside it.
-        return chosen if chosen is not None else self._hard_cut(max(start, floor), fit)
+        return chosen if chosen is not None else hard_cut(self.text, max(start, floor), fit)
 
     def _select(self, latest: dict[int, int], base: int, limit: int) -> int | None:
         """The latest boundary of the strongest level that leaves the chunk full enough, else
@@ -316,26 +314,6 @@ class Splitter:
                 hi = mid - 1
         return lo
 
-    def _hard_cut(self, floor: int, fit: int) -> int:
-        """Cut at ``fit`` or a little before it, never splitting a character, past ``floor``."""
-        text = self.text
-        pos = fit
-        while pos > floor and pos > fit - _MAX_CLUSTER and not _grapheme_boundary(text, pos):
-            pos -= 1
-        if pos <= floor or not _grapheme_boundary(text, pos):
-            pos = fit
-            while pos > floor and not _code_point_boundary(text, pos):
-                pos -= 1
-        while pos > floor and text[pos - 1].isspace():
-            pos -= 1
-        if pos <= floor:
-            # Not one character fits (a huge grapheme, or whitespace filling the room): take
-            # one anyway, so that the run goes on.
-            pos = self._skip_space(floor) + 1
-            while pos < len(text) and not _code_point_boundary(text, pos):
-                pos += 1
-        return pos
-
     def _overlap_start(self, prev_start: int, end: int, resume: int) -> int:
         """Where the next chunk starts: at the earliest trailing sentence of the last chunk
         that fits in the overlap budget and leaves room for the next sentence, else at
@@ -361,35 +339,3 @@ class Splitter:
     def _skip_space(self, pos: int) -> int:
         match = _NON_SPACE.search(self.text, pos)
         return match.start() if match else len(self.text)
-
-
-def _code_point_boundary(text: str, pos: int) -> bool:
-    if pos <= 0 or pos >= len(text):
-        return True
-    before, after = text[pos - 1], text[pos]
-    if before == "\r" and after == "\n":
-        return False
-    return not ("\ud800" <= before <= "\udbff" and "\udc00" <= after <= "\udfff")
-
-
-def _grapheme_boundary(text: str, pos: int) -> bool:
-    """An approximation of grapheme cluster boundaries, enough not to orphan combining marks,
-    emoji modifiers or the parts of a ZWJ sequence or flag."""
-    if not _code_point_boundary(text, pos) or pos <= 0 or pos >= len(text):
-        return pos <= 0 or pos >= len(text)
-    before, after = text[pos - 1], text[pos]
-    if before in _JOINERS or after in _JOINERS:
-        return False
-    if unicodedata.category(after)[0] == "M" or "\U0001f3fb" <= after <= "\U0001f3ff":
-        return False
-    if _is_regional(before) and _is_regional(after):
-        # Flags are pairs of regional indicators: a boundary only after an even number of them.
-        run = pos
-        while run > 0 and _is_regional(text[run - 1]):
-            run -= 1
-        return (pos - run) % 2 == 0
-    return True
-
-
-def _is_regional(char: str) -> bool:
-    return "\U0001f1e6" <= char <= "\U0001f1ff"

@@ -52,7 +52,7 @@ def stats(
         from rich.console import Console
         from rich.table import Table
 
-        from dscall.calls.cache import cache_stats
+        from dscall.calls.cache_maintenance import cache_stats
         from dscall.progress import safe_text
 
         directory = cache_dir or config.default_cache_dir()
@@ -109,7 +109,7 @@ def clear(
     """Remove cached answers: the next run pays for them again."""
 
     def command() -> int:
-        from dscall.calls.cache import cache_stats, clear_cache
+        from dscall.calls.cache_maintenance import cache_stats, clear_cache
         from dscall.progress import escape_controls
 
         if (namespace is None) == (not all_namespaces):

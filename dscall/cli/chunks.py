@@ -16,115 +16,49 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dscall import config
+from dscall.cli import options
 from dscall.cli.app import app, run
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Iterable, Iterator
+    from collections.abc import Coroutine, Iterator
 
-    from dscall.types import (
-        ChunkedDocument,
-        ExtractOutcome,
-        FailedDocument,
-        SkippedFile,
-        SourceFile,
-    )
-
-_IN = "Input"
-_CHUNK = "Chunking and extraction"
-_OUT = "Output and reporting"
+    from dscall.stats import FrontTally
+    from dscall.types import ChunkedDocument, ExtractOutcome, FailedDocument, SourceFile
 
 
 @app.command(no_args_is_help=True)
 def chunks(
-    paths: Annotated[
-        list[str], typer.Argument(help="Files, folders (walked recursively) or glob patterns.")
-    ],
+    paths: options.Paths,
     out: Annotated[
         Path,
         typer.Option(
             "--out",
             "-o",
             help="Parquet file to write: one row per chunk, one per document that failed.",
-            rich_help_panel=_OUT,
+            rich_help_panel=options.OUTPUT,
         ),
     ] = Path("chunks.parquet"),
-    include: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Only files matching this pattern (fnmatch on the relative path or the file "
-            "name; repeatable).",
-            rich_help_panel=_IN,
-        ),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Skip files and folders matching this pattern (repeatable).", rich_help_panel=_IN
-        ),
-    ] = None,
-    hidden: Annotated[
-        bool,
-        typer.Option(
-            "--hidden",
-            help="Include hidden files and folders (names starting with '.').",
-            rich_help_panel=_IN,
-        ),
-    ] = False,
-    chunk_tokens: Annotated[
-        int, typer.Option(help="Token budget per chunk.", min=16, rich_help_panel=_CHUNK)
-    ] = config.DEFAULT_CHUNK_TOKENS,
-    overlap_tokens: Annotated[
-        int,
-        typer.Option(
-            help="Tokens of whole sentences repeated between chunks.", min=0, rich_help_panel=_CHUNK
-        ),
-    ] = config.DEFAULT_OVERLAP_TOKENS,
-    tokenizer: Annotated[
-        config.TokenizerChoice,
-        typer.Option(
-            help="Token counter: exact needs the tokenizer extra; auto uses it when installed.",
-            rich_help_panel=_CHUNK,
-        ),
-    ] = "auto",
-    pdf_backend: Annotated[
-        config.PdfBackendChoice,
-        typer.Option(
-            help="PDF text extractor: auto tries pypdfium2 first, then pypdf.",
-            rich_help_panel=_CHUNK,
-        ),
-    ] = "auto",
-    extract_timeout: Annotated[
-        float,
-        typer.Option(
-            help="Time limit per file for extraction, seconds.", min=0.001, rich_help_panel=_CHUNK
-        ),
-    ] = config.DEFAULT_EXTRACT_TIMEOUT_S,
-    workers: Annotated[
-        int,
-        typer.Option(
-            help="Extraction worker processes; 0 means one per CPU.", min=0, rich_help_panel=_CHUNK
-        ),
-    ] = 0,
+    include: options.Include = None,
+    exclude: options.Exclude = None,
+    hidden: options.Hidden = False,
+    chunk_tokens: options.ChunkTokens = config.DEFAULT_CHUNK_TOKENS,
+    overlap_tokens: options.OverlapTokens = config.DEFAULT_OVERLAP_TOKENS,
+    tokenizer: options.Tokenizer = "auto",
+    pdf_backend: options.PdfBackend = "auto",
+    extract_timeout: options.ExtractTimeout = config.DEFAULT_EXTRACT_TIMEOUT_S,
+    workers: options.Workers = 0,
     no_text: Annotated[
         bool,
-        typer.Option("--no-text", help="Leave the chunk_text column out.", rich_help_panel=_OUT),
+        typer.Option(
+            "--no-text", help="Leave the chunk_text column out.", rich_help_panel=options.OUTPUT
+        ),
     ] = False,
     force: Annotated[
         bool,
-        typer.Option(
-            "--force",
-            help="Replace an --out file that dscall did not write (never an input document).",
-            rich_help_panel=_OUT,
-        ),
+        options.force("Replace an --out file that dscall did not write (never an input document)."),
     ] = False,
     quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet",
-            "-q",
-            help="No notes or summary; only errors (failed documents, usage errors).",
-            rich_help_panel=_OUT,
-        ),
+        bool, options.quiet("No notes or summary; only errors (failed documents, usage errors).")
     ] = False,
 ) -> None:
     """Split documents into token-budgeted chunks and write them to Parquet (no model call).
@@ -136,19 +70,9 @@ def chunks(
     def body() -> int:
         job = ChunksJob(
             inputs=tuple(paths),
-            discovery=config.DiscoverySettings(
-                include=tuple(include or ()), exclude=tuple(exclude or ()), include_hidden=hidden
-            ),
-            extract=config.ExtractSettings(
-                timeout_s=extract_timeout,
-                pdf_backend=pdf_backend,
-                workers=workers,
-            ),
-            chunk=config.ChunkSettings(
-                chunk_tokens=chunk_tokens,
-                overlap_tokens=overlap_tokens,
-                tokenizer=tokenizer,
-            ),
+            discovery=options.discovery_settings(include, exclude, hidden),
+            extract=options.extract_settings(extract_timeout, pdf_backend, workers),
+            chunk=options.chunk_settings(chunk_tokens, overlap_tokens, tokenizer),
             out=out,
             include_text=not no_text,
             quiet=quiet,
@@ -171,17 +95,6 @@ class ChunksJob:
     force: bool = False  # replace an --out file dscall did not write
 
 
-@dataclass(slots=True)
-class _Tally:
-    documents: int = 0
-    failed: int = 0
-    pages: int = 0
-    chunks: int = 0
-    tokens: int = 0
-    no_text_pages: int = 0
-    skipped: int = 0
-
-
 def run_chunks(job: ChunksJob) -> int:
     """Run ``dscall chunks``; returns the exit code."""
     import asyncio
@@ -195,9 +108,10 @@ def run_chunks(job: ChunksJob) -> int:
     if job.out.is_dir():
         raise UsageError(f"--out {job.out} is a folder; give a file name, e.g. chunks.parquet")
     from dscall.output.safety import OutputPath, check_outputs
+    from dscall.stats import FrontTally
 
     check_outputs([OutputPath("--out", job.out, "parquet")], job.inputs, job.force)
-    tally = _Tally()
+    tally = FrontTally()
     try:
         rows = asyncio.run(_terminable(_run(job, tally)))
     except asyncio.CancelledError:  # SIGTERM (Ctrl-C arrives as KeyboardInterrupt instead)
@@ -225,71 +139,39 @@ async def _terminable(work: Coroutine[Any, Any, int]) -> int:
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-async def _run(job: ChunksJob, tally: _Tally) -> int:
+async def _run(job: ChunksJob, tally: FrontTally) -> int:
     from dscall import __version__
     from dscall.config import settings_metadata
-    from dscall.documents.discover import discover
-    from dscall.documents.pool import ExtractionPool, extract_in_order
+    from dscall.documents.stage import front_half
     from dscall.output.parquet import ParquetRowWriter, chunks_schema
     from dscall.types import FailedDocument
 
-    async with ExtractionPool(job.extract, job.chunk) as pool:
+    def notify(message: str) -> None:
+        if not job.quiet:
+            _say(message)
+
+    async with front_half(
+        job.inputs, job.discovery, job.extract, job.chunk, tally, notify
+    ) as front:
         metadata = {
             "dscall_version": __version__,
             "command": "chunks",
             "inputs": list(job.inputs),
-            "tokenizer": pool.counter.name,
+            "tokenizer": front.tokenizer,
             "settings": settings_metadata(job.discovery, job.extract, job.chunk),
             "include_text": job.include_text,
         }
         with ParquetRowWriter(job.out, chunks_schema(job.include_text), metadata) as writer:
-            found = discover(job.inputs, job.discovery)
-            sources = _first_or_fail(_reported(found, tally, job.quiet), job.inputs)
-            lookahead = max(8, 4 * pool.size)
-            async for outcome in extract_in_order(sources, pool, lookahead):
-                tally.documents += 1
+            async for outcome in front.outcomes:
                 if isinstance(outcome, FailedDocument):
-                    tally.failed += 1
                     _say(f"failed {_shown(outcome.source)}: {_error(outcome)}")
-                else:
-                    _count(outcome, tally, job.quiet)
+                elif not job.quiet:
+                    _notes(outcome)
                 writer.write_many(_rows(outcome, job.include_text))
     return writer.rows_written  # final once the writer has closed
 
 
-def _reported(
-    found: Iterable[SourceFile | SkippedFile], tally: _Tally, quiet: bool
-) -> Iterator[SourceFile]:
-    from dscall.types import SkippedFile
-
-    for item in found:
-        if isinstance(item, SkippedFile):
-            tally.skipped += 1
-            if not quiet:
-                _say(f"skipped {item.path}: {item.reason}")
-            continue
-        yield item
-
-
-def _first_or_fail(sources: Iterator[SourceFile], inputs: tuple[str, ...]) -> Iterator[SourceFile]:
-    from dscall.documents.discover import printable
-    from dscall.errors import UsageError
-
-    first = next(sources, None)
-    if first is None:
-        shown = " ".join(printable(path) for path in inputs)
-        raise UsageError(f"no supported documents (.pdf .docx .txt .md) found in {shown}")
-    yield first
-    yield from sources
-
-
-def _count(document: ChunkedDocument, tally: _Tally, quiet: bool) -> None:
-    tally.pages += document.page_count
-    tally.chunks += len(document.chunks)
-    tally.tokens += sum(chunk.tokens for chunk in document.chunks)
-    tally.no_text_pages += len(document.no_text_pages)
-    if quiet:
-        return
+def _notes(document: ChunkedDocument) -> None:
     if document.no_text_pages:
         pages = ", ".join(str(page) for page in document.no_text_pages)
         _say(f"note {_shown(document.source)}: no text layer on page(s) {pages} (scanned?)")
@@ -333,7 +215,7 @@ def _shown(source: SourceFile) -> str:
     return str(source.path)  # escaped by _say
 
 
-def _summary(tally: _Tally, rows: int, out: Path) -> str:
+def _summary(tally: FrontTally, rows: int, out: Path) -> str:
     ok = tally.documents - tally.failed
     return (
         f"documents: {tally.documents} ({ok} ok, {tally.failed} failed), pages: {tally.pages}, "

@@ -9,23 +9,20 @@ from typing import Annotated
 import typer
 
 from dscall import config
+from dscall.cli import options
 from dscall.cli.app import app, run
 from dscall.errors import UsageError
 
 # Typer inspects these annotations at run time; Optional[...] is what it understands on 3.10.
-_IN = "Input"
 _PROMPT = "Prompt and model"
 _CALLS = "Calls and limits"
 _CACHE = "Cache"
-_OUT = "Output and reporting"
-_CHUNK = "Chunking and extraction"
+_OUT = options.OUTPUT
 
 
 @app.command(no_args_is_help=True)
 def process(
-    paths: Annotated[
-        list[str], typer.Argument(help="Files, folders (walked recursively) or glob patterns.")
-    ],
+    paths: options.Paths,
     out: Annotated[
         Path,
         typer.Option(
@@ -54,11 +51,7 @@ def process(
     ] = None,
     force: Annotated[
         bool,
-        typer.Option(
-            "--force",
-            help="Replace output files that dscall did not write (never an input document).",
-            rich_help_panel=_OUT,
-        ),
+        options.force("Replace output files that dscall did not write (never an input document)."),
     ] = False,
     wait_lock: Annotated[
         bool,
@@ -88,15 +81,7 @@ def process(
             rich_help_panel=_OUT,
         ),
     ] = None,
-    quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet",
-            "-q",
-            help="No progress, notes or summary; errors only.",
-            rich_help_panel=_OUT,
-        ),
-    ] = False,
+    quiet: Annotated[bool, options.quiet("No progress, notes or summary; errors only.")] = False,
     progress_interval: Annotated[
         float,
         typer.Option(
@@ -285,52 +270,15 @@ def process(
             help="Ignore cached answers (new answers are still stored).", rich_help_panel=_CACHE
         ),
     ] = False,
-    include: Annotated[
-        list[str] | None,
-        typer.Option(help="Only files matching this pattern (repeatable).", rich_help_panel=_IN),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option(help="Skip files matching this pattern (repeatable).", rich_help_panel=_IN),
-    ] = None,
-    hidden: Annotated[
-        bool, typer.Option(help="Include hidden files and folders.", rich_help_panel=_IN)
-    ] = False,
-    chunk_tokens: Annotated[
-        int, typer.Option(help="Token budget per chunk.", min=16, rich_help_panel=_CHUNK)
-    ] = config.DEFAULT_CHUNK_TOKENS,
-    overlap_tokens: Annotated[
-        int,
-        typer.Option(
-            help="Tokens of whole sentences repeated between chunks.", min=0, rich_help_panel=_CHUNK
-        ),
-    ] = config.DEFAULT_OVERLAP_TOKENS,
-    tokenizer: Annotated[
-        config.TokenizerChoice,
-        typer.Option(
-            help="Token counter: exact needs dscall[tokenizer]; auto uses it when installed.",
-            rich_help_panel=_CHUNK,
-        ),
-    ] = "auto",
-    pdf_backend: Annotated[
-        config.PdfBackendChoice,
-        typer.Option(
-            help="PDF text extractor: auto tries pypdfium2 first, then pypdf.",
-            rich_help_panel=_CHUNK,
-        ),
-    ] = "auto",
-    extract_timeout: Annotated[
-        float,
-        typer.Option(
-            help="Time limit per file for extraction, seconds.", min=0.001, rich_help_panel=_CHUNK
-        ),
-    ] = config.DEFAULT_EXTRACT_TIMEOUT_S,
-    workers: Annotated[
-        int,
-        typer.Option(
-            help="Extraction worker processes (default: CPUs).", min=0, rich_help_panel=_CHUNK
-        ),
-    ] = 0,
+    include: options.Include = None,
+    exclude: options.Exclude = None,
+    hidden: options.Hidden = False,
+    chunk_tokens: options.ChunkTokens = config.DEFAULT_CHUNK_TOKENS,
+    overlap_tokens: options.OverlapTokens = config.DEFAULT_OVERLAP_TOKENS,
+    tokenizer: options.Tokenizer = "auto",
+    pdf_backend: options.PdfBackend = "auto",
+    extract_timeout: options.ExtractTimeout = config.DEFAULT_EXTRACT_TIMEOUT_S,
+    workers: options.Workers = 0,
 ) -> None:
     """Send every chunk of every document to the model and write the answers to Parquet.
 
@@ -345,19 +293,9 @@ def process(
         template = _template(prompt, prompt_file)
         settings = config.ProcessSettings(
             inputs=tuple(paths),
-            discovery=config.DiscoverySettings(
-                include=tuple(include or ()), exclude=tuple(exclude or ()), include_hidden=hidden
-            ),
-            extract=config.ExtractSettings(
-                timeout_s=extract_timeout,
-                pdf_backend=pdf_backend,
-                workers=workers,
-            ),
-            chunk=config.ChunkSettings(
-                chunk_tokens=chunk_tokens,
-                overlap_tokens=overlap_tokens,
-                tokenizer=tokenizer,
-            ),
+            discovery=options.discovery_settings(include, exclude, hidden),
+            extract=options.extract_settings(extract_timeout, pdf_backend, workers),
+            chunk=options.chunk_settings(chunk_tokens, overlap_tokens, tokenizer),
             prompt=config.PromptSettings(
                 model=model,
                 system=system,

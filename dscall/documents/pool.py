@@ -5,10 +5,8 @@ Why not ``ProcessPoolExecutor``: it cannot stop one hung task. Here each worker 
 ``ExtractSettings.timeout_s`` costs exactly one worker: it is killed, the file becomes an
 ``ExtractionTimeout`` row, and the next file gets a fresh worker.
 
-- Start method: forkserver (spawn where there is none), never fork: the parent runs an event
-  loop and threads that a forked child must not inherit. The fork server preloads the
-  extraction library of the first file's type (``_libraries``), so a new worker is ready in
-  milliseconds after the first.
+- The worker processes (forkserver, never fork; the pipe; why one died) are
+  ``worker_process``; what runs inside them is ``worker``.
 - Each worker caps its address space (``RLIMIT_AS`` = ``memory_mb``), ignores SIGINT (Ctrl-C is
   the parent's to handle) and builds its token counter once. A ``MemoryError`` becomes an
   ``ExtractionCrashed`` row and that worker retires; a worker that dies (segfault, OOM killer)
@@ -23,8 +21,8 @@ Why not ``ProcessPoolExecutor``: it cannot stop one hung task. Here each worker 
   under ``INLINE_TEXT_MAX_BYTES`` are read and chunked in the parent (cheaper than the IPC).
   One that finds no free file descriptor there is tried again after an ``asyncio.sleep``, so
   the requests whose sockets hold the descriptors can finish meanwhile (``dscall.fdlimit``).
-- The parent waits on a worker's pipe with ``loop.add_reader``: no thread, no polling, and the
-  wait is cancellable (cancelling a file kills its worker, the only way to stop it).
+- Waiting on a worker's pipe is cancellable (cancelling a file kills its worker, the only way
+  to stop it).
 
 ``process`` never raises for bad input: every failure is a ``FailedDocument``.
 """
@@ -32,15 +30,9 @@ Why not ``ProcessPoolExecutor``: it cannot stop one hung task. Here each worker 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import multiprocessing
 import os
-import signal
 from collections import deque
 from collections.abc import AsyncGenerator, Iterable
-from multiprocessing.connection import Connection
-from multiprocessing.context import ForkServerContext, SpawnContext
-from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any
 
@@ -48,118 +40,19 @@ from dscall.chunking.splitter import validate_chunk_settings
 from dscall.chunking.tokens import TokenCounter, make_counter
 from dscall.config import INLINE_TEXT_MAX_BYTES, ChunkSettings, ExtractSettings
 from dscall.documents.extract import os_reason
-from dscall.documents.pdf import check_backend, pdfium_available
-from dscall.documents.worker import PROGRESS, READY, RECEIVED, process_source, worker_main
+from dscall.documents.pdf import check_backend
+from dscall.documents.worker import PROGRESS, READY, RECEIVED, process_source
+from dscall.documents.worker_process import WorkerProcess, readable, start_process
 from dscall.fdlimit import fd_retry_delays, out_of_fds, retry_out_of_fds_async
 from dscall.types import ExtractOutcome, FailedDocument, SourceFile
 
 # Loading the exact tokenizer takes about a second; a worker not ready after this is broken.
 _STARTUP_TIMEOUT_S = 120.0
-_STOP_GRACE_S = 2.0
 # Tries to hand a file to a live worker (an idle one may have died meanwhile).
 _SEND_ATTEMPTS = 3
 # A worker retires after this many files: a slow leak in a native library (pdfium, lxml) then
 # costs at most this many files' worth of memory, for one fork every few thousand files.
 MAX_FILES_PER_WORKER = 2000
-# "__main__" (the dscall script) is meant to be imported once in the fork server, so that
-# workers, which re-import the parent's main module, find it already loaded; Python 3.10 and
-# 3.11 skip that preload (they look for the script's path under the wrong key), which is why
-# the script itself is light to import (dscall.console).
-# The libraries for the first file's type come too (and tokenizers for the exact counter):
-# the fork server's preloading stands between dscall's start and its first PDF's first
-# request, and importing pypdf and python-docx for a run of PDFs read by pdfium cost 0.45 s of
-# it. A worker meeting another type imports its library once, on its first such file.
-_PRELOAD = ["__main__", "dscall.documents.worker"]
-_forkserver_configured = False
-
-
-def _libraries(doc_type: str, exact: bool) -> list[str]:
-    libraries = []
-    if doc_type == "pdf":
-        libraries.append("pypdfium2" if pdfium_available() else "pypdf")
-    elif doc_type == "docx":
-        libraries.append("docx")
-    if exact:
-        libraries.append("tokenizers")
-    return libraries
-
-
-def _context(doc_type: str = "", exact: bool = True) -> ForkServerContext | SpawnContext:
-    global _forkserver_configured
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    if not _forkserver_configured:
-        context.set_forkserver_preload(_PRELOAD + _libraries(doc_type, exact))
-        _forkserver_configured = True
-    return context
-
-
-class _Worker:
-    def __init__(self, process: BaseProcess, conn: Connection) -> None:
-        self.process = process
-        self.conn = conn
-        self.files = 0
-
-    def kill(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.process.kill()
-        self.process.join(_STOP_GRACE_S)
-        self.conn.close()
-
-    def release(self) -> None:
-        """Tell an idle worker to exit, without waiting for it (multiprocessing reaps it)."""
-        with contextlib.suppress(OSError, ValueError):
-            self.conn.send(None)
-        self.conn.close()
-
-    def stop(self) -> None:
-        """Wait for a released worker to exit; kill it if it does not."""
-        self.process.join(_STOP_GRACE_S)
-        if self.process.is_alive():
-            self.kill()
-
-    def death(self, memory_mb: int) -> str:
-        """Why the worker's pipe closed, for an ``ExtractionCrashed`` message."""
-        self.process.join(_STOP_GRACE_S)
-        code = self.process.exitcode
-        if code is None:
-            return "the extraction worker stopped answering"
-        if code >= 0:
-            return f"the extraction worker exited with status {code}"
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        # Native code (pdfium, lxml) aborts or faults when an allocation fails under RLIMIT_AS;
-        # SIGKILL is the kernel's OOM killer.
-        return (
-            f"the extraction worker crashed ({name}); out of memory? "
-            f"(limit {memory_mb} MB per worker)"
-        )
-
-
-async def _readable(conn: Connection, timeout: float) -> bool:
-    """Wait until ``conn`` has data (or EOF) without blocking the event loop; False when
-    ``timeout`` seconds pass first. (Not ``asyncio.wait_for``: on Python 3.11 it drops a
-    cancellation that arrives as the pipe becomes readable, so a Ctrl-C could go unheard.)"""
-    if conn.poll():
-        return True
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[bool] = loop.create_future()
-
-    def settle(readable: bool) -> None:
-        if not ready.done():
-            ready.set_result(readable)
-
-    fd = conn.fileno()
-    loop.add_reader(fd, settle, True)
-    timer = loop.call_later(max(0.0, timeout), settle, False)
-    try:
-        return await ready
-    finally:
-        timer.cancel()
-        loop.remove_reader(fd)
 
 
 class ExtractionPool:
@@ -182,8 +75,8 @@ class ExtractionPool:
         validate_chunk_settings(self._chunk)
         self.size = max(1, workers or self._extract.workers or os.cpu_count() or 1)
         self._slots = asyncio.Semaphore(self.size)
-        self._idle: list[_Worker] = []
-        self._live: set[_Worker] = set()
+        self._idle: list[WorkerProcess] = []
+        self._live: set[WorkerProcess] = set()
         self._counter: TokenCounter | None = None
         self._closed = False
         self.workers_started = 0  # for tests and benchmarks: how many processes were started
@@ -266,7 +159,7 @@ class ExtractionPool:
         except OSError as exc:  # still none after FD_RETRY_TOTAL_S
             return FailedDocument(source, None, "UnreadableFile", os_reason(exc))
 
-    async def _take_worker(self, doc_type: str) -> _Worker | str:
+    async def _take_worker(self, doc_type: str) -> WorkerProcess | str:
         while self._idle:
             worker = self._idle.pop()
             # An idle worker says nothing: a readable pipe is its EOF. That shows a death
@@ -276,7 +169,7 @@ class ExtractionPool:
             self._retire(worker, kill=True)  # died while idle (OOM killer?): not this file's fault
         return await self._start_worker(doc_type)
 
-    async def _start_worker(self, doc_type: str) -> _Worker | str:
+    async def _start_worker(self, doc_type: str) -> WorkerProcess | str:
         """A ready worker, or why one could not be started."""
         delays = fd_retry_delays()
         while True:
@@ -293,7 +186,7 @@ class ExtractionPool:
             await asyncio.sleep(delay)
         parent_conn = worker.conn
         try:
-            if not await _readable(parent_conn, _STARTUP_TIMEOUT_S):
+            if not await readable(parent_conn, _STARTUP_TIMEOUT_S):
                 raise asyncio.TimeoutError
             message = parent_conn.recv()
         except BaseException as exc:
@@ -306,29 +199,17 @@ class ExtractionPool:
             return f"extraction worker failed to start: {message}"
         return worker
 
-    async def _launch(self, doc_type: str) -> _Worker:
+    async def _launch(self, doc_type: str) -> WorkerProcess:
         """A started worker process (not yet ready). Raises ``OSError``."""
-        context = _context(doc_type, self.counter.name == "exact")
-        parent_conn, child_conn = context.Pipe(duplex=True)
-        process = context.Process(
-            target=worker_main,
-            args=(child_conn, self._extract, self._chunk),
-            name="dscall-extract",
-            daemon=True,
-        )
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, process.start)
-        except OSError:
-            parent_conn.close()
-            raise
-        finally:
-            child_conn.close()  # the child holds its end; EOF now means the child is gone
-        worker = _Worker(process, parent_conn)
+        exact = self.counter.name == "exact"
+        worker = await start_process(doc_type, exact, self._extract, self._chunk)
         self._live.add(worker)
         self.workers_started += 1
         return worker
 
-    async def _run(self, worker: _Worker, source: SourceFile) -> tuple[ExtractOutcome | None, bool]:
+    async def _run(
+        self, worker: WorkerProcess, source: SourceFile
+    ) -> tuple[ExtractOutcome | None, bool]:
         """Send one file, wait for its outcome; ``healthy`` says whether to reuse the worker.
         No outcome: the file could not be sent (the worker was already dead)."""
         timeout = self._extract.timeout_s
@@ -342,7 +223,7 @@ class ExtractionPool:
         delivered = False
         while True:
             try:
-                if not await _readable(worker.conn, deadline - loop.time()):
+                if not await readable(worker.conn, deadline - loop.time()):
                     message = (
                         f"extraction took longer than {timeout:g} s (--extract-timeout)"
                         f"{stalled}; its worker was stopped"
@@ -366,13 +247,13 @@ class ExtractionPool:
         crashed = isinstance(outcome, FailedDocument) and outcome.error_type == "ExtractionCrashed"
         return outcome, not crashed
 
-    def _death(self, worker: _Worker) -> str:
+    def _death(self, worker: WorkerProcess) -> str:
         return worker.death(self._extract.memory_mb)
 
-    def _crashed(self, source: SourceFile, worker: _Worker) -> FailedDocument:
+    def _crashed(self, source: SourceFile, worker: WorkerProcess) -> FailedDocument:
         return FailedDocument(source, None, "ExtractionCrashed", self._death(worker))
 
-    def _retire(self, worker: _Worker, kill: bool) -> None:
+    def _retire(self, worker: WorkerProcess, kill: bool) -> None:
         self._live.discard(worker)
         if kill:
             worker.kill()  # SIGKILL, so the join that follows is immediate

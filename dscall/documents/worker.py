@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
+from dscall.chunking.exact_counter import use_parallel_encoding
 from dscall.chunking.splitter import chunk_document
-from dscall.chunking.tokens import TokenCounter, make_counter, use_parallel_encoding
+from dscall.chunking.tokens import TokenCounter, make_counter
 from dscall.config import STREAM_TEXT_MIN_BYTES, ChunkSettings, ExtractSettings
 from dscall.documents.bigtext import chunk_text_file, scan_text_file, streamed
 from dscall.documents.extract import doc_id_of, extract_bytes, open_source, os_reason

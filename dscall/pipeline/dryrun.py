@@ -13,9 +13,7 @@ from datetime import datetime, timezone
 from dscall.calls.cache import ResultCache
 from dscall.calls.request import RequestBuilder, answer_source
 from dscall.config import ProcessSettings
-from dscall.documents.discover import discover
-from dscall.documents.pool import ExtractionPool, extract_in_order
-from dscall.pipeline.run import Notify, first_or_fail, reported_sources
+from dscall.documents.stage import Notify, front_half
 from dscall.pricing import load_prices
 from dscall.stats import RunStats
 from dscall.types import FailedDocument
@@ -48,14 +46,16 @@ async def estimate_run(
     if settings.cache.enabled and not settings.cache.refresh:
         cache = ResultCache(settings.cache.directory, settings.cache.namespace)
     estimates: list[DocumentEstimate] = []
-    sources = first_or_fail(
-        reported_sources(discover(settings.inputs, settings.discovery), stats, notify),
-        settings.inputs,
-    )
     try:
-        async with ExtractionPool(settings.extract, settings.chunk) as pool:
-            async for outcome in extract_in_order(sources, pool, lookahead=8):
-                stats.documents_seen += 1
+        async with front_half(
+            settings.inputs,
+            settings.discovery,
+            settings.extract,
+            settings.chunk,
+            stats.front,
+            notify,
+        ) as front:
+            async for outcome in front.outcomes:
                 if isinstance(outcome, FailedDocument):
                     stats.documents_failed += 1
                     estimates.append(
@@ -78,7 +78,6 @@ async def estimate_run(
                         cached += 1
                         continue
                     prompt_tokens += request.estimated_prompt_tokens
-                stats.chunks_total += len(outcome.chunks)
                 paid = len(outcome.chunks) - cached
                 output = paid * (settings.prompt.max_tokens or 0)
                 estimates.append(

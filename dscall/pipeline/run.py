@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,8 +34,7 @@ from dscall.config import (
     ProcessSettings,
     settings_metadata,
 )
-from dscall.documents.discover import discover
-from dscall.documents.pool import ExtractionPool, extract_in_order
+from dscall.documents.stage import front_half
 from dscall.errors import (
     EXIT_OK,
     EXIT_SOME_FAILED,
@@ -58,7 +57,7 @@ from dscall.pipeline.ledger import Ledger
 from dscall.plans.map import MapPlan
 from dscall.pricing import load_prices
 from dscall.stats import RunStats
-from dscall.types import ChunkRow, ExtractOutcome, SkippedFile, SourceFile
+from dscall.types import ChunkRow
 
 Notify = Callable[[str], None]
 
@@ -85,29 +84,6 @@ def resolve_api_key(explicit: str | None, mock: bool) -> str:
     if not key:
         raise UsageError(f"no API key: set {API_KEY_ENV} (or pass --mock to use the simulator)")
     return key
-
-
-def reported_sources(
-    found: Iterable[SourceFile | SkippedFile], stats: RunStats, notify: Notify
-) -> Iterator[SourceFile]:
-    """Pass files on; count and report what discovery skipped."""
-    for item in found:
-        if isinstance(item, SkippedFile):
-            stats.files_skipped += 1
-            notify(f"skipped {item.path}: {item.reason}")
-            continue
-        yield item
-
-
-def first_or_fail(sources: Iterator[SourceFile], inputs: tuple[str, ...]) -> Iterator[SourceFile]:
-    """Raise a usage error at once when the inputs hold no supported document at all."""
-    first = next(sources, None)
-    if first is None:
-        raise UsageError(
-            f"no supported documents (.pdf .docx .txt .md) found in {' '.join(inputs)}"
-        )
-    yield first
-    yield from sources
 
 
 def output_paths(out: OutputSettings) -> list[OutputPath]:
@@ -165,10 +141,6 @@ async def _run(
     )
     source = answer_source(settings.call, settings.mock)
     requests = RequestBuilder(settings.prompt, settings.cache.namespace, source)
-    sources = first_or_fail(
-        reported_sources(discover(settings.inputs, settings.discovery), stats, notify),
-        settings.inputs,
-    )
     metadata: dict[str, Any] = {
         "run_id": run_id,
         "dscall_version": __version__,
@@ -263,9 +235,15 @@ async def _run(
         # Installed until the outputs are published: an interrupt during the final write
         # must not abandon what finished (it is only acknowledged).
         with signals_stop(control):
-            async with ExtractionPool(settings.extract, settings.chunk) as pool:
-                outcomes = extract_in_order(sources, pool, lookahead=_lookahead(settings))
-                await engine.run(_counting(outcomes, stats))
+            async with front_half(
+                settings.inputs,
+                settings.discovery,
+                settings.extract,
+                settings.chunk,
+                stats.front,
+                notify,
+            ) as front:
+                await engine.run(front.outcomes)
             control.writing = True
             plan.close()
             if merger is not None:
@@ -301,20 +279,6 @@ def _exit_code(stop: RunStopped | None, stats: RunStats, max_failures: int) -> i
     if stats.chunks_failed + stats.documents_failed > max_failures:
         return EXIT_SOME_FAILED
     return EXIT_OK
-
-
-def _lookahead(settings: ProcessSettings) -> int:
-    workers = settings.extract.workers or os.cpu_count() or 1
-    return max(8, 4 * workers)
-
-
-async def _counting(
-    outcomes: AsyncIterator[ExtractOutcome], stats: RunStats
-) -> AsyncGenerator[ExtractOutcome, None]:
-    async for outcome in outcomes:
-        stats.documents_seen += 1
-        stats.chunks_total += len(getattr(outcome, "chunks", ()))
-        yield outcome
 
 
 async def _preflight(backend: Backend, settings: ProcessSettings, notify: Notify) -> EndpointInfo:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dscall.calls.cache import ResultCache, cache_stats
+from dscall.calls.cache import ResultCache
+from dscall.calls.cache_maintenance import cache_stats
 from dscall.cli import app
 from dscall.config import default_cache_dir
 from dscall.types import CallResponse, Usage

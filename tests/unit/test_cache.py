@@ -16,14 +16,9 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from dscall.calls.cache import (
-    ResultCache,
-    cache_stats,
-    clear_cache,
-    list_namespaces,
-    namespace_dirname,
-    namespace_path,
-)
+from dscall.calls.cache import ResultCache
+from dscall.calls.cache_maintenance import cache_stats, clear_cache, list_namespaces
+from dscall.calls.cache_store import namespace_dirname, namespace_path
 from dscall.errors import UsageError
 from dscall.types import CallResponse, Usage
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from dscall.calls.cache import ResultCache, cache_stats, clear_cache
+from dscall.calls.cache import ResultCache
+from dscall.calls.cache_maintenance import cache_stats, clear_cache
 from dscall.calls.lease_store import LeaseHolder, holder_gone, live_leases, this_process
 from dscall.errors import Interrupted
 from dscall.types import CallResponse, Usage

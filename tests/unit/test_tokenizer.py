@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dscall.chunking import exact as tokenizer
-from dscall.chunking import tokens
-from dscall.chunking.tokens import ExactCounter, make_counter, single_chunk_tokens, span_meter
+from dscall.chunking import exact_counter
+from dscall.chunking.exact_counter import ExactCounter
+from dscall.chunking.tokens import make_counter, single_chunk_tokens, span_meter
 
 ASCII_PIECES = [
     "the", " cat", "Word", "  ", "   ", "\n", "\n\n", "\r\n", "\t", "\x0b", "\x0c", "...", ". ",
@@ -41,7 +42,7 @@ def counter() -> ExactCounter:
 @SETTINGS
 @given(text=ascii_texts)
 def test_the_fast_road_gives_the_tokenizers_own_tokens(text: str) -> None:
-    exact = tokens._load_exact(counter().path)
+    exact = exact_counter._load_exact(counter().path)
     reference = exact.tokenizer.encode(text, add_special_tokens=False)
     words = exact.words(text)
     if words is None:  # control characters or an added token: the tokenizer's road
@@ -53,7 +54,7 @@ def test_the_fast_road_gives_the_tokenizers_own_tokens(text: str) -> None:
 
 
 def test_the_fast_road_is_taken_for_plain_text_only() -> None:
-    exact = tokens._load_exact(counter().path)
+    exact = exact_counter._load_exact(counter().path)
     assert exact.words("Hello world. 12345 times.\n") is not None
     assert exact.words("say <think> now") is None  # an added token
     assert exact.words("a\x00b") is None
@@ -61,7 +62,7 @@ def test_the_fast_road_is_taken_for_plain_text_only() -> None:
 
 
 def test_the_word_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    exact = tokens._load_exact(counter().path)
+    exact = exact_counter._load_exact(counter().path)
     monkeypatch.setattr(tokenizer, "_MAX_WORDS", 3)
     text = "alpha beta gamma delta. Epsilon zeta eta theta, iota 123."
     for sample in (text, text + " kappa lambda", text):

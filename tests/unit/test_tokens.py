@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from dscall.chunking import tokens
+from dscall.chunking import exact_counter, tokens
+from dscall.chunking.exact_counter import ExactCounter
 from dscall.chunking.tokens import (
     EstimateCounter,
-    ExactCounter,
     estimate_tokens,
     exact_tokenizer_path,
     make_counter,
@@ -101,7 +101,7 @@ def test_exact_count_of_a_long_text_equals_one_encode(text: str) -> None:
     path = exact_tokenizer_path()
     assert path is not None
     assert len(text) > 4096
-    whole = tokens._load_tokenizer(str(path)).encode(text, add_special_tokens=False).ids
+    whole = exact_counter._load_tokenizer(str(path)).encode(text, add_special_tokens=False).ids
     assert make_counter("exact").count(text) == len(whole)
 
 
@@ -131,7 +131,7 @@ def test_counters_pickle_and_count_the_same_after() -> None:
 def test_the_tokenizer_loads_once_per_process() -> None:
     path = str(exact_tokenizer_path())
     ExactCounter(path).count("warm")
-    assert tokens._load_tokenizer(path) is tokens._load_tokenizer(path)
+    assert exact_counter._load_tokenizer(path) is exact_counter._load_tokenizer(path)
 
 
 def test_nothing_heavy_is_imported_or_loaded_before_the_first_count() -> None:
