@@ -306,3 +306,4 @@ class ProcessSettings:
     # of --pipeline, in order.
     steps: tuple[StepSettings, ...] = ()
     allow_partial: bool = False  # reduce a document over the chunk answers that did not fail
+    pipeline: Path | None = None  # the --pipeline file the steps came from

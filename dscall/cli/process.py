@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from dscall import config
-from dscall.cli import options
+from dscall.cli import chain_options, options
 from dscall.cli.app import app, run
 from dscall.errors import UsageError
 
@@ -279,6 +279,11 @@ def process(
     pdf_backend: options.PdfBackend = "auto",
     extract_timeout: options.ExtractTimeout = config.DEFAULT_EXTRACT_TIMEOUT_S,
     workers: options.Workers = 0,
+    mode: chain_options.Mode = "map",
+    reduce_prompt: chain_options.ReducePrompt = None,
+    reduce_tokens: chain_options.ReduceTokens = None,
+    refine_prompt: chain_options.RefinePrompt = None,
+    allow_partial: chain_options.AllowPartial = False,
 ) -> None:
     """Send every chunk of every document to the model and write the answers to Parquet.
 
@@ -291,6 +296,9 @@ def process(
         from dscall.cli.process_run import execute
 
         template = _template(prompt, prompt_file)
+        steps = chain_options.chain_steps(
+            mode, reduce_prompt, reduce_tokens, refine_prompt, allow_partial
+        )
         settings = config.ProcessSettings(
             inputs=tuple(paths),
             discovery=options.discovery_settings(include, exclude, hidden),
@@ -339,6 +347,8 @@ def process(
             mock=mock,
             dry_run=dry_run,
             preflight=not no_preflight,
+            steps=steps,
+            allow_partial=allow_partial,
         )
         shown = preview if preview is not None else (5 if mock else 0)
         return execute(

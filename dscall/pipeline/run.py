@@ -25,11 +25,10 @@ from dscall.calls.cache import ResultCache
 from dscall.calls.caller import ChunkCaller
 from dscall.calls.http import EndpointInfo, HttpBackend
 from dscall.calls.limits import CallLimits
-from dscall.calls.request import RequestBuilder, answer_source
+from dscall.calls.request import answer_source
 from dscall.config import (
     API_KEY_ENV,
     DEFAULT_MOCK_KEY,
-    REORDER_WINDOW_MIN,
     OutputSettings,
     ProcessSettings,
     settings_metadata,
@@ -46,18 +45,14 @@ from dscall.errors import (
     UsageError,
 )
 from dscall.output.audit import AuditLog, default_caller
-from dscall.output.merge import DocumentMerger
-from dscall.output.parquet import ParquetRowWriter, documents_schema, results_schema
-from dscall.output.rows import ReorderBuffer, RowBuilder
 from dscall.output.safety import OutputPath, check_outputs
 from dscall.pipeline.budget import BalanceWatch, Budget
 from dscall.pipeline.control import RunControl, signals_stop
 from dscall.pipeline.engine import Engine
 from dscall.pipeline.ledger import Ledger
-from dscall.plans.map import MapPlan
+from dscall.pipeline.plan_outputs import open_plan, run_requests
 from dscall.pricing import load_prices
 from dscall.stats import RunStats
-from dscall.types import ChunkRow
 
 Notify = Callable[[str], None]
 
@@ -140,7 +135,7 @@ async def _run(
         else None
     )
     source = answer_source(settings.call, settings.mock)
-    requests = RequestBuilder(settings.prompt, settings.cache.namespace, source)
+    requests = run_requests(settings, source)  # a bad template fails here, before any call
     metadata: dict[str, Any] = {
         "run_id": run_id,
         "dscall_version": __version__,
@@ -183,24 +178,9 @@ async def _run(
                 )
             )
         # The writers are closed (published) by hand below; on any way out before that, the
-        # callbacks drop their temporary files and the previous outputs stay as they were.
-        writers = [ParquetRowWriter(out.out, results_schema(out.include_text), metadata)]
-        stack.callback(writers[0].abort)
-        merger = None
-        if out.documents_out is not None:
-            doc_writer = ParquetRowWriter(out.documents_out, documents_schema(), metadata)
-            stack.callback(doc_writer.abort)
-            writers.append(doc_writer)
-            merger = DocumentMerger(run_id, control.guarded(doc_writer))
-        write_row = control.guarded(writers[0])
-
-        def sink(row: ChunkRow) -> None:
-            write_row(row)
-            if merger is not None:
-                merger.add(row)
-
-        window = max(REORDER_WINDOW_MIN, 8 * settings.call.max_concurrency)
-        reorder: ReorderBuffer[ChunkRow] = ReorderBuffer(sink, window)
+        # stack drops their temporary files and the previous outputs stay as they were.
+        opened = open_plan(requests, settings, run_id, metadata, control, stats, notify, stack)
+        writers = opened.writers
         loop = asyncio.get_running_loop()
         limits = CallLimits(
             settings.call.concurrency,
@@ -228,9 +208,8 @@ async def _run(
             audit=audit,
             stop_requested=stop_requested,
         )
-        rows = RowBuilder(run_id, out.include_text, stats)
-        plan = MapPlan(requests, rows, reorder, stats, notify)
-        engine = Engine(caller, plan, Ledger(prices, stats, budget), budget, balance, notify)
+        ledger = Ledger(prices, stats, budget)
+        engine = Engine(caller, opened.plan, ledger, budget, balance, notify)
         control.engine = engine
         # Installed until the outputs are published: an interrupt during the final write
         # must not abandon what finished (it is only acknowledged).
@@ -245,9 +224,7 @@ async def _run(
             ) as front:
                 await engine.run(front.outcomes)
             control.writing = True
-            plan.close()
-            if merger is not None:
-                merger.finish()
+            opened.finish()
             code = _exit_code(control.stop_reason, stats, settings.max_failures)
             ended = {
                 "finished_at": datetime.now(timezone.utc).isoformat(),

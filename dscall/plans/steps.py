@@ -106,7 +106,12 @@ def compile_steps(
         if settings.name in seen:
             raise UsageError(f"{where}: a second step named {settings.name!r}")
         step_prompt = _prompt(prompt, settings)
-        compiled.append(_compile(settings, step_prompt, seen, namespace, source, chunk_tokens))
+        if settings.kind == "refine":  # its first chunk is asked like a map call
+            first = settings.first_template or prompt.template
+            step_prompt = replace(step_prompt, template=settings.template)
+            compiled.append(_refine(settings, step_prompt, first, namespace, source))
+        else:
+            compiled.append(_compile(settings, step_prompt, seen, namespace, source, chunk_tokens))
         seen[settings.name] = settings
     return tuple(compiled)
 
@@ -125,13 +130,6 @@ def _compile(
     if kind == "map":
         template = PromptTemplate.parse(prompt.template, option)
         return Step(settings, RequestBuilder(prompt, namespace, source, template))
-    if kind == "refine":
-        template = PromptTemplate.parse(settings.template, option, REFINE_PLACEHOLDERS)
-        if "previous" not in template.names:
-            raise UsageError(f"{where}: {option} needs {{previous}} (the answer so far)")
-        first_prompt = replace(prompt, template=settings.first_template or prompt.template)
-        first = RequestBuilder(first_prompt, namespace, source)
-        return Step(settings, RequestBuilder(prompt, namespace, source, template), first)
     if kind == "reduce":
         source_step = settings.input or _last_map(earlier)
         read = earlier.get(source_step or "")
@@ -153,6 +151,21 @@ def _compile(
             reduce_tokens=budget,
         )
     return _document_step(settings, prompt, earlier, namespace, source)
+
+
+def _refine(
+    settings: StepSettings, prompt: PromptSettings, first: str, namespace: str, source: str
+) -> Step:
+    where, option = _where(settings), _option(settings)
+    template = PromptTemplate.parse(settings.template, option, REFINE_PLACEHOLDERS)
+    if "previous" not in template.names:
+        raise UsageError(f"{where}: {option} needs {{previous}} (the answer so far)")
+    first_prompt = replace(prompt, template=first)
+    return Step(
+        settings,
+        RequestBuilder(prompt, namespace, source, template),
+        RequestBuilder(first_prompt, namespace, source),
+    )
 
 
 def _document_step(

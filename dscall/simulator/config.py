@@ -68,6 +68,8 @@ class SimulatorConfig:
     retry_after_tolerance_s: float = DEFAULT_RETRY_AFTER_TOLERANCE_S
     prefix_cache_entries: int = DEFAULT_PREFIX_CACHE_ENTRIES
     max_tracked_bodies: int = DEFAULT_MAX_TRACKED_BODIES
+    # Tests: keep the parsed JSON of the first N request bodies (``Simulator.requests``).
+    keep_requests: int = 0
 
     def validate(self) -> SimulatorConfig:
         """Raise ``UsageError`` for a value the simulator cannot honour; return self."""

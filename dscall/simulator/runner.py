@@ -75,6 +75,11 @@ class SimulatorThread:
         snapshot: dict[str, Any] = self._call(lambda: self._sim.stats(bodies))
         return snapshot
 
+    def requests(self) -> list[Any]:
+        """The request bodies kept (``SimulatorConfig.keep_requests``), parsed, in order."""
+        kept: list[Any] = self._call(lambda: list(self._sim.requests))
+        return kept
+
     def reset_stats(self) -> None:
         self._call(self._sim.reset_stats)
 

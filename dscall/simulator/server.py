@@ -10,7 +10,9 @@ and the life of one chat request: count it, plan it (``plan.py``), deliver it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -44,6 +46,8 @@ class Simulator:
         self._planner = Planner(self._stats, self.config.prefix_cache_entries)
         self._admitted = 0
         self._handlers: set[asyncio.Task[Any]] = set()
+        # The first ``config.keep_requests`` request bodies, parsed, in arrival order (tests).
+        self.requests: list[Any] = []
         self._runner: web.ServerRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -139,6 +143,9 @@ class Simulator:
         config = self.config
         stats.tolerance_s = config.retry_after_tolerance_s
         digest = hashlib.sha256(body).digest()
+        if len(self.requests) < config.keep_requests:
+            with contextlib.suppress(ValueError):
+                self.requests.append(json.loads(body))
         now = self._loop.time()
         record, attempt = stats.arrive(digest, now)
         status_sent = False

@@ -1,0 +1,92 @@
+"""The options of ``dscall process`` that choose a chain of calls per document (SPEC §9)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import typer
+
+from dscall import config
+from dscall.errors import UsageError
+
+CHAIN = "Modes and pipelines"
+
+Mode = Annotated[
+    config.Mode,
+    typer.Option(
+        "--mode",
+        help="map: one answer per chunk. map-reduce: the chunk answers of each document "
+        "combined into one (--reduce-prompt). refine: each document's chunks in order, each "
+        "refining the answer so far (--refine-prompt).",
+        rich_help_panel=CHAIN,
+    ),
+]
+ReducePrompt = Annotated[
+    str | None,
+    typer.Option(
+        "--reduce-prompt",
+        metavar="TEMPLATE",
+        help="map-reduce: the reduce call's template. Placeholders: {outputs} (the chunk "
+        "answers, in chunk order) {path} {chunk_count}. Default: a faithful summary of the "
+        "whole document, in its language.",
+        rich_help_panel=CHAIN,
+    ),
+]
+ReduceTokens = Annotated[
+    int | None,
+    typer.Option(
+        "--reduce-tokens",
+        metavar="N",
+        min=16,
+        help="map-reduce: tokens of answers per reduce call; more are reduced in groups, "
+        "then the group answers, as a tree (default: --chunk-tokens).",
+        rich_help_panel=CHAIN,
+    ),
+]
+RefinePrompt = Annotated[
+    str | None,
+    typer.Option(
+        "--refine-prompt",
+        metavar="TEMPLATE",
+        help="refine: the template of chunks after the first (which gets --prompt). "
+        "Placeholders: {previous} (the answer so far) {text} {path} {page_start} {page_end} "
+        "{chunk_index} {chunk_count}.",
+        rich_help_panel=CHAIN,
+    ),
+]
+AllowPartial = Annotated[
+    bool,
+    typer.Option(
+        "--allow-partial",
+        help="map-reduce: reduce a document over the chunk answers that did not fail "
+        "(default: leave it unreduced, status partial).",
+        rich_help_panel=CHAIN,
+    ),
+]
+
+
+def chain_steps(
+    mode: Literal["map", "map-reduce", "refine"],
+    reduce_prompt: str | None,
+    reduce_tokens: int | None,
+    refine_prompt: str | None,
+    allow_partial: bool,
+) -> tuple[config.StepSettings, ...]:
+    """The steps of ``mode``; options of another mode are a usage error, not ignored."""
+    given = {
+        "--reduce-prompt": (reduce_prompt is not None, "map-reduce"),
+        "--reduce-tokens": (reduce_tokens is not None, "map-reduce"),
+        "--allow-partial": (allow_partial, "map-reduce"),
+        "--refine-prompt": (refine_prompt is not None, "refine"),
+    }
+    for option, (is_set, needs) in given.items():
+        if is_set and mode != needs:
+            raise UsageError(f"{option} needs --mode {needs} (the mode is {mode})")
+    from dscall.plans.steps import mode_steps
+
+    return mode_steps(
+        mode,
+        reduce_prompt=reduce_prompt,
+        reduce_tokens=reduce_tokens,
+        refine_prompt=refine_prompt,
+    )

@@ -1,0 +1,118 @@
+"""The plan of a run and the output files its rows go to, opened together.
+
+``--mode map`` (no chain) is ``MapPlan``: chunk rows to ``--out``, and ``--documents-out``
+folded from them in order. A chain (map-reduce, refine, a pipeline) is ``ChainPlan``: chunk
+rows of its chunk-level steps to ``--out``, and one row per document, written by the plan when
+the document's last step ends, to ``--documents-out``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dscall.calls.request import RequestBuilder
+from dscall.config import REORDER_WINDOW_MIN, ProcessSettings
+from dscall.output.merge import DocumentMerger
+from dscall.output.parquet import ParquetRowWriter, documents_schema, results_schema
+from dscall.output.rows import ReorderBuffer, RowBuilder
+from dscall.pipeline.control import RunControl
+from dscall.plans.base import Plan
+from dscall.plans.chain import ChainPlan
+from dscall.plans.map import MapPlan
+from dscall.plans.steps import Step, compile_steps
+from dscall.stats import RunStats
+from dscall.types import ChunkRow, DocumentRow
+
+# Documents a chain holds at once (their answers wait for a reduce or the next refine call),
+# at least, and per connection.
+DOCUMENT_WINDOW_MIN = 256
+DOCUMENTS_PER_CONNECTION = 2
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequests:
+    """What a run's requests are built from, checked before anything is opened or sent."""
+
+    map: RequestBuilder | None  # --mode map
+    steps: tuple[Step, ...]  # a chain
+
+
+def run_requests(settings: ProcessSettings, source: str) -> RunRequests:
+    namespace = settings.cache.namespace
+    if not settings.steps:
+        return RunRequests(RequestBuilder(settings.prompt, namespace, source), ())
+    steps = compile_steps(
+        settings.steps, settings.prompt, namespace, source, settings.chunk.chunk_tokens
+    )
+    return RunRequests(None, steps)
+
+
+@dataclass(slots=True)
+class PlanOutputs:
+    plan: Plan
+    writers: list[ParquetRowWriter]  # --out first
+    finish: Callable[[], None]  # after the engine: release what is held, in order
+
+
+def open_plan(
+    requests: RunRequests,
+    settings: ProcessSettings,
+    run_id: str,
+    metadata: dict[str, Any],
+    control: RunControl,
+    stats: RunStats,
+    notify: Callable[[str], None],
+    stack: contextlib.ExitStack | contextlib.AsyncExitStack,
+) -> PlanOutputs:
+    """Open the output writers (dropped by ``stack`` unless closed by hand) and the plan."""
+    out = settings.output
+    writers = [ParquetRowWriter(out.out, results_schema(out.include_text), metadata)]
+    stack.callback(writers[0].abort)
+    doc_writer = None
+    if out.documents_out is not None:
+        columns = [f"{step.name}_output" for step in requests.steps if step.answers_document]
+        schema = documents_schema(columns if settings.pipeline is not None else ())
+        doc_writer = ParquetRowWriter(out.documents_out, schema, metadata)
+        stack.callback(doc_writer.abort)
+        writers.append(doc_writer)
+    write_chunk_row = control.guarded(writers[0])
+    window = max(REORDER_WINDOW_MIN, 8 * settings.call.max_concurrency)
+    rows = RowBuilder(run_id, out.include_text, stats)
+    if requests.map is not None:
+        merger = None if doc_writer is None else DocumentMerger(run_id, control.guarded(doc_writer))
+
+        def sink(row: ChunkRow) -> None:
+            write_chunk_row(row)
+            if merger is not None:
+                merger.add(row)
+
+        plan = MapPlan(requests.map, rows, ReorderBuffer(sink, window), stats, notify)
+
+        def finish_map() -> None:
+            plan.close()
+            if merger is not None:
+                merger.finish()
+
+        return PlanOutputs(plan, writers, finish_map)
+    write_document_row: Callable[[DocumentRow], None] = (
+        control.guarded(doc_writer) if doc_writer is not None else _discard
+    )
+    documents = max(DOCUMENT_WINDOW_MIN, DOCUMENTS_PER_CONNECTION * settings.call.max_concurrency)
+    chain = ChainPlan(
+        requests.steps,
+        rows,
+        ReorderBuffer(write_chunk_row, window),
+        ReorderBuffer(write_document_row, documents),
+        stats,
+        notify,
+        settings.allow_partial,
+    )
+    return PlanOutputs(chain, writers, chain.close)
+
+
+def _discard(row: DocumentRow) -> None:
+    """No --documents-out: a chain's document rows are built (the summary counts them) and
+    dropped."""
