@@ -22,9 +22,8 @@ MAX_LINES = 380
 
 # Modules allowed past MAX_LINES for now, each with why. Only ever remove entries: the test
 # fails once a listed module is back within the limit (or gone), so the list cannot go stale.
-OVERSIZED: dict[str, str] = {
-    "cli/process.py": "being split into smaller command modules by another engineer",
-}
+# Modules allowed past the limit for now, each with why; the list can only shrink.
+OVERSIZED: dict[str, str] = {}
 
 
 def module_name(root: Path, path: Path) -> str:
