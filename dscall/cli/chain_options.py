@@ -3,6 +3,7 @@ of calls per document (SPEC §9)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -60,11 +61,56 @@ AllowPartial = Annotated[
     bool,
     typer.Option(
         "--allow-partial",
-        help="map-reduce: reduce a document over the chunk answers that did not fail "
-        "(default: leave it unreduced, status partial).",
+        help="map-reduce (or a pipeline's reduce steps): reduce a document over the chunk "
+        "answers that did not fail (default: leave it unreduced, status partial).",
         rich_help_panel=CHAIN,
     ),
 ]
+Pipeline = Annotated[
+    Path | None,
+    typer.Option(
+        "--pipeline",
+        metavar="FILE",
+        help="A chain of named steps from a TOML file, instead of --mode: [[steps]] tables with "
+        "name, kind (map, reduce, refine, document), prompt or prompt_file, and optionally "
+        "model, max_tokens, temperature, json, input. Templates read earlier steps' document "
+        "answers as {steps.NAME}. Checked before anything is sent.",
+        rich_help_panel=CHAIN,
+    ),
+]
+
+
+def with_chain(
+    settings: config.ProcessSettings,
+    mode: Literal["map", "map-reduce", "refine"],
+    reduce_prompt: str | None,
+    reduce_tokens: int | None,
+    refine_prompt: str | None,
+    allow_partial: bool,
+    pipeline: Path | None,
+) -> config.ProcessSettings:
+    """``settings`` with the chain of ``--pipeline`` or ``--mode`` in place."""
+    if pipeline is None:
+        steps = chain_steps(mode, reduce_prompt, reduce_tokens, refine_prompt, allow_partial)
+        return replace(settings, steps=steps, allow_partial=allow_partial)
+    given = {
+        f"--mode {mode}": mode != "map",
+        "--reduce-prompt": reduce_prompt is not None,
+        "--reduce-tokens": reduce_tokens is not None,
+        "--refine-prompt": refine_prompt is not None,
+    }
+    for option, is_set in given.items():
+        if is_set:
+            raise UsageError(
+                f"give --pipeline or {option}, not both (a pipeline's steps carry their own "
+                "prompts and parameters)"
+            )
+    from dscall.plans.pipeline_file import load_pipeline
+
+    steps = load_pipeline(pipeline)
+    if allow_partial and not any(step.kind == "reduce" for step in steps):
+        raise UsageError(f"--allow-partial needs a reduce step; {pipeline} has none")
+    return replace(settings, steps=steps, allow_partial=allow_partial, pipeline=pipeline)
 
 
 def chain_steps(

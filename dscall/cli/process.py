@@ -283,6 +283,7 @@ def process(
     reduce_tokens: chain_options.ReduceTokens = None,
     refine_prompt: chain_options.RefinePrompt = None,
     allow_partial: chain_options.AllowPartial = False,
+    pipeline: chain_options.Pipeline = None,
 ) -> None:
     """Send every chunk of every document to the model and write the answers to Parquet.
 
@@ -294,10 +295,6 @@ def process(
     def body() -> int:
         from dscall.cli.process_run import execute
 
-        template = chain_options.prompt_template(prompt, prompt_file)
-        steps = chain_options.chain_steps(
-            mode, reduce_prompt, reduce_tokens, refine_prompt, allow_partial
-        )
         settings = config.ProcessSettings(
             inputs=tuple(paths),
             discovery=options.discovery_settings(include, exclude, hidden),
@@ -306,7 +303,7 @@ def process(
             prompt=config.PromptSettings(
                 model=model,
                 system=system,
-                template=template,
+                template=chain_options.prompt_template(prompt, prompt_file),
                 max_tokens=max_tokens,
                 temperature=temperature,
                 json_mode=json_mode,
@@ -346,8 +343,9 @@ def process(
             mock=mock,
             dry_run=dry_run,
             preflight=not no_preflight,
-            steps=steps,
-            allow_partial=allow_partial,
+        )
+        settings = chain_options.with_chain(
+            settings, mode, reduce_prompt, reduce_tokens, refine_prompt, allow_partial, pipeline
         )
         shown = preview if preview is not None else (5 if mock else 0)
         return execute(
