@@ -106,12 +106,18 @@ def compile_steps(
         if settings.name in seen:
             raise UsageError(f"{where}: a second step named {settings.name!r}")
         step_prompt = _prompt(prompt, settings)
-        if settings.kind == "refine":  # its first chunk is asked like a map call
-            first = settings.first_template or prompt.template
-            step_prompt = replace(step_prompt, template=settings.template)
-            compiled.append(_refine(settings, step_prompt, first, namespace, source))
-        else:
-            compiled.append(_compile(settings, step_prompt, seen, namespace, source, chunk_tokens))
+        try:
+            if settings.kind == "refine":  # its first chunk is asked like a map call
+                first = settings.first_template or prompt.template
+                step_prompt = replace(step_prompt, template=settings.template)
+                step = _refine(settings, step_prompt, first, namespace, source)
+            else:
+                step = _compile(settings, step_prompt, seen, namespace, source, chunk_tokens)
+        except UsageError as exc:
+            if settings.where is None or exc.message.startswith(settings.where):
+                raise
+            raise UsageError(f"{settings.where}: {exc.message}") from exc
+        compiled.append(step)
         seen[settings.name] = settings
     return tuple(compiled)
 
@@ -132,7 +138,9 @@ def _compile(
         return Step(settings, RequestBuilder(prompt, namespace, source, template))
     if kind == "reduce":
         source_step = settings.input or _last_map(earlier)
-        read = earlier.get(source_step or "")
+        if source_step is None:
+            raise UsageError(f'{where}: a reduce needs a map step before it (or input = "STEP")')
+        read = earlier.get(source_step)
         if read is None:
             raise UsageError(f"{where}: input {settings.input!r} is not an earlier step")
         if read.kind != "map":
@@ -160,11 +168,12 @@ def _refine(
     template = PromptTemplate.parse(settings.template, option, REFINE_PLACEHOLDERS)
     if "previous" not in template.names:
         raise UsageError(f"{where}: {option} needs {{previous}} (the answer so far)")
-    first_prompt = replace(prompt, template=first)
+    first_option = "the first_prompt" if settings.first_template else "--prompt"
+    first_template = PromptTemplate.parse(first, first_option)
     return Step(
         settings,
         RequestBuilder(prompt, namespace, source, template),
-        RequestBuilder(first_prompt, namespace, source),
+        RequestBuilder(replace(prompt, template=first), namespace, source, first_template),
     )
 
 

@@ -338,6 +338,23 @@ REDUCE = '\n[[steps]]\nname = "reduce"\nkind = "reduce"\nprompt = "All: {outputs
             1,
             "step name 'bad name' must be a word",
         ),
+        (
+            '[[steps]]\nname = "s"\nkind = "map"\nprompt = "Sum {txt}"\n',
+            1,
+            "unknown placeholder {txt} in the prompt of step 's'",
+        ),
+        (
+            '[[steps]]\nname = "n"\nkind = "refine"\nprompt = "{previous} {text}"\n'
+            'first_prompt = "Start {txet}"\n',
+            1,
+            "unknown placeholder {txet} in the first_prompt",
+        ),
+        (
+            '[[steps]]\nname = "n"\nkind = "refine"\nprompt = "{previous} {text}"\n'
+            '\n[[steps]]\nname = "r"\nkind = "reduce"\nprompt = "x"\n',
+            6,
+            'a reduce needs a map step before it (or input = "STEP")',
+        ),
     ],
 )
 def test_meaning_errors_name_the_file_and_line(
