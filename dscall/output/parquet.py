@@ -22,7 +22,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import partial
+from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -119,13 +119,22 @@ def documents_schema(step_columns: Sequence[str] = ()) -> pa.Schema:
     )
 
 
-def _column(row: ChunkRow | DocumentRow, name: str) -> Any:
-    """A typed row has every column of its table as an attribute, or (a pipeline's step
-    columns) in ``extra``."""
-    try:
-        return getattr(row, name)
-    except AttributeError:
-        return row.extra.get(name) if isinstance(row, DocumentRow) else None
+def _typed_getter(kind: type, names: list[str]) -> Callable[[Any], Sequence[Any]]:
+    """The column values of a typed row, in ``names`` order, in one C call (attrgetter) when
+    every column is an attribute; else (a pipeline's ``<step>_output`` columns of a
+    ``DocumentRow``) the others from its ``extra``."""
+    fields = set(getattr(kind, "__slots__", ()))
+    if all(name in fields for name in names):
+        return attrgetter(*names)
+    if kind is not DocumentRow:
+        missing = [name for name in names if name not in fields]
+        raise TypeError(f"{kind.__name__} has no column(s) {missing}")
+
+    def values(row: DocumentRow) -> list[Any]:
+        extra = row.extra
+        return [getattr(row, n) if n in fields else extra.get(n) for n in names]
+
+    return values
 
 
 def temp_path_for(target: Path) -> Path:
@@ -175,6 +184,9 @@ class ParquetRowWriter:
         # The columns that can be long: a row group is cut when their text adds up.
         self._text_names = [name for name in _LONG_TEXT_COLUMNS if name in self._names]
         self._columns: dict[str, list[Any]] = {name: [] for name in self._names}
+        self._column_lists = [self._columns[name] for name in self._names]
+        self._text_indexes = tuple(self._names.index(name) for name in self._text_names)
+        self._getters: dict[type, Callable[[Any], Sequence[Any]]] = {}
         self._buffered = 0
         self._buffered_chars = 0
         # Updated by the caller until ``close()`` writes it (how the run ended is known last).
@@ -194,16 +206,21 @@ class ParquetRowWriter:
 
     def write(self, row: Mapping[str, Any] | ChunkRow | DocumentRow) -> None:
         """Buffer one row: a mapping (missing keys are nulls) or a typed row."""
-        get: Callable[[str], Any] = row.get if isinstance(row, Mapping) else partial(_column, row)
-
-        columns = self._columns
-        for name in self._names:
-            columns[name].append(get(name))
-        self._buffered += 1
-        for name in self._text_names:
-            value = get(name)
+        if isinstance(row, Mapping):
+            get = row.get
+            values: Sequence[Any] = [get(name) for name in self._names]
+        else:
+            getter = self._getters.get(type(row))
+            if getter is None:
+                getter = self._getters[type(row)] = _typed_getter(type(row), self._names)
+            values = getter(row)
+        for column, value in zip(self._column_lists, values, strict=True):
+            column.append(value)
+        for index in self._text_indexes:
+            value = values[index]
             if value is not None:
                 self._buffered_chars += len(value)
+        self._buffered += 1
         if (
             self._buffered >= self._row_group_rows
             or self._buffered_chars >= self._row_group_text_chars
@@ -225,6 +242,7 @@ class ParquetRowWriter:
             raise self._failed(exc) from exc
         self.rows_written += self._buffered
         self._columns = {name: [] for name in self._names}
+        self._column_lists = [self._columns[name] for name in self._names]
         self._buffered = 0
         self._buffered_chars = 0
 

@@ -108,7 +108,10 @@ class Engine:
 
     def submit(self, job: Job) -> None:
         """Dispatch ``job`` and the further jobs its outcome leads to at once (cache hits)."""
-        pending = deque((job,))
+        further = self._dispatch(job)
+        if not further:  # the common case: a call task, or a cache hit that ends there
+            return
+        pending = deque(further)
         while pending:
             further = self._dispatch(pending.popleft())
             if further:

@@ -21,7 +21,7 @@ from dscall.types import CallRequest, ExtractOutcome
 Cost = float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs a microsecond a job
 class Job:
     request: CallRequest
     context: RequestContext
