@@ -24,7 +24,8 @@ test: lint
 	$(BIN)/pytest
 
 demo: install
-	$(BIN)/dscall process samples/ --out results.parquet --mock
+	$(BIN)/dscall process samples/ --out results.parquet --documents-out documents.parquet \
+		--mode map-reduce --chunk-tokens 256 --overlap-tokens 0 --mock
 
 bench: install
 	$(BIN)/python -m bench

@@ -154,6 +154,8 @@ def _figures(stats: RunStats, req_rate: float, chunk_rate: float, final: bool) -
         f"errors {stats.chunks_failed + stats.documents_failed:,}",
         f"cached {stats.chunks_cached:,}",
     ]
+    if len(stats.steps) > 1:  # a chain: how far each step is
+        parts.append("steps " + ", ".join(f"{n} {s.calls:,}" for n, s in stats.steps.items()))
     if not final:
         parts.append(f"ETA {format_duration(stats.eta_s(chunk_rate or None))}")
     return parts
@@ -304,6 +306,21 @@ def summary_rows(stats: RunStats) -> list[tuple[str, str]]:
         ),
         ("error rate", f"{stats.error_rate() * 100:.2f}%"),
         ("wall time", format_duration(stats.elapsed_s())),
+    ] + _step_rows(stats)
+
+
+def _step_rows(stats: RunStats) -> list[tuple[str, str]]:
+    """One row per step of a chain (none for a plain map run)."""
+    if list(stats.steps) in ([], ["map"]):
+        return []
+    return [
+        (
+            f"step {name}",
+            f"{step.calls:,} calls ({step.cached:,} cached, {step.failed:,} failed), "
+            f"{step.prompt_tokens:,} prompt / {step.completion_tokens:,} completion tokens, "
+            f"${step.cost_usd:.4f}",
+        )
+        for name, step in stats.steps.items()
     ]
 
 

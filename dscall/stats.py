@@ -249,6 +249,9 @@ class RunStats:
             requests_per_s           HTTP attempts / wall time
             error_rate               failed rows / rows (0..1)
             concurrency              {final, min, max} of the adaptive in-flight limit
+            steps                    {NAME: {calls, cached, failed, prompt_tokens,
+                                     completion_tokens, cost_usd}} per step of the chain, in
+                                     order (``map`` alone in --mode map)
         """
         lat = self.latency
         latency: dict[str, float | int | None] = {
@@ -294,5 +297,16 @@ class RunStats:
                 "final": self.concurrency_limit,
                 "min": self.concurrency_min,
                 "max": self.concurrency_max,
+            },
+            "steps": {
+                name: {
+                    "calls": step.calls,
+                    "cached": step.cached,
+                    "failed": step.failed,
+                    "prompt_tokens": step.prompt_tokens,
+                    "completion_tokens": step.completion_tokens,
+                    "cost_usd": round(step.cost_usd, 6),
+                }
+                for name, step in self.steps.items()
             },
         }

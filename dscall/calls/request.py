@@ -166,6 +166,10 @@ class RequestBuilder:
             + (_LOCATION_ALLOWANCE_TOKENS if self.template.uses_location else 0)
         )
 
+    def estimated_prompt_tokens(self, content_tokens: int) -> int:
+        """The prompt estimate of a request whose values add ``content_tokens``."""
+        return self._fixed_tokens + content_tokens
+
     def render_user_message(self, chunk: Chunk, doc_path: str) -> str:
         if not self.template.uses_location:
             return self.template.render({"text": chunk.text})

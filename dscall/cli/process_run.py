@@ -73,6 +73,9 @@ def execute(
     to_stdout = summary_json is not None and str(summary_json) == STDOUT
     if preview > 0 and result.rows_written and result.published and not to_stdout:
         _print_preview(result.out, preview)
+        documents = settings.output.documents_out
+        if settings.steps and documents is not None and documents.exists():
+            _print_preview(documents, preview, documents=True)  # a chain's answers
     return result.exit_code
 
 
@@ -116,20 +119,26 @@ def _write_summary_json(path: Path, stats: RunStats, result: RunResult) -> None:
         raise UsageError(f"cannot write --summary-json {path}: {exc}") from exc
 
 
-def _print_preview(out: Path, limit: int) -> None:
+def _print_preview(out: Path, limit: int, documents: bool = False) -> None:
+    """The first rows of ``out``: chunk rows, or (``documents``) document rows."""
     import pyarrow.parquet as pq
 
-    columns = ["doc_path", "chunk_index", "status", "output", "error_message"]
-    table = pq.ParquetFile(str(out)).read_row_group(0, columns=columns).slice(0, limit)
+    file = pq.ParquetFile(str(out))
+    if not file.metadata.num_row_groups:
+        return
+    first = "doc_path"
+    columns = [first, "calls" if documents else "chunk_index", "status", "output", "error_message"]
+    table = file.read_row_group(0, columns=columns).slice(0, limit)
     view = Table(title=f"first {table.num_rows} rows of {safe_text(str(out))}", show_lines=True)
-    for name in ("document", "chunk", "status", "output"):
+    for name in ("document", "calls" if documents else "chunk", "status", "output"):
         view.add_column(name, overflow="fold")
     for row in table.to_pylist():
-        text = row["output"] if row["status"] == "ok" else row["error_message"]
+        text = row["output"] if row["output"] is not None else row["error_message"]
         text = text or ""
+        second = row[columns[1]]
         view.add_row(
             safe_text(row["doc_path"] or ""),
-            "" if row["chunk_index"] is None else str(row["chunk_index"]),
+            "" if second is None else str(second),
             row["status"],
             safe_text(text[:300] + ("…" if len(text) > 300 else "")),
         )
@@ -142,16 +151,18 @@ def _money(value: float | None) -> str:
 
 def _print_estimates(estimates: list[DocumentEstimate], model: str) -> None:
     view = Table(title=f"dry run: estimated tokens and cost ({model}, nothing was called)")
-    for name in ("document", "chunks", "cached", "prompt tokens", "max output", "input $", "max $"):
+    names = ("document", "chunks", "cached", "calls", "prompt tokens", "max output", "input $")
+    for name in (*names, "max $"):
         view.add_column(name, justify="left" if name == "document" else "right")
     for est in estimates:
         if est.error:
-            view.add_row(safe_text(est.doc_path), "-", "-", "-", "-", "-", safe_text(est.error))
+            view.add_row(safe_text(est.doc_path), *["-"] * 6, safe_text(est.error))
             continue
         view.add_row(
             safe_text(est.doc_path),
             str(est.chunks),
             str(est.cached_chunks),
+            str(est.calls),
             f"{est.prompt_tokens:,}",
             f"{est.max_output_tokens:,}",
             _money(est.input_cost_usd),
@@ -165,9 +176,21 @@ def _print_estimates(estimates: list[DocumentEstimate], model: str) -> None:
         "total",
         str(sum(e.chunks for e in known)),
         str(sum(e.cached_chunks for e in known)),
+        str(sum(e.calls for e in known)),
         f"{sum(e.prompt_tokens for e in known):,}",
         f"{sum(e.max_output_tokens for e in known):,}",
         _money(None if None in costs_in else sum(c or 0.0 for c in costs_in)),
         _money(None if None in costs_max else sum(c or 0.0 for c in costs_max)),
     )
+    steps: dict[str, list[int]] = {}  # name -> calls, prompt tokens, output tokens
+    for est in known:
+        for step in est.steps:
+            totals = steps.setdefault(step.name, [0, 0, 0])
+            totals[0] += step.calls
+            totals[1] += step.prompt_tokens
+            totals[2] += step.output_tokens
+    if len(steps) > 1:  # a chain: each step's share
+        view.add_section()
+        for name, (calls, prompt, output) in steps.items():
+            view.add_row(f"step {name}", "", "", str(calls), f"{prompt:,}", f"{output:,}", "", "")
     Console(highlight=False).print(view)

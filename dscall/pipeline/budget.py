@@ -43,21 +43,32 @@ class Budget:
     ) -> None:
         if limit_usd <= 0:
             raise UsageError("--budget-usd must be greater than 0")
-        if prices.estimate(model, 1, 1, clock()) is None:
-            raise UsageError(
-                f"--budget-usd needs a price for model {model!r}; add it with --prices FILE"
-            )
+        self._prices = prices
+        self._clock = clock
+        self.check_model(model)
         self.limit_usd = limit_usd
         self.spent_usd = 0.0
         self.reserved_usd = 0.0
-        self._prices = prices
-        self._clock = clock
         self._lookahead = timedelta(seconds=lookahead_s)
+
+    def check_model(self, model: str) -> None:
+        """A model the budget cannot price is a usage error (its calls would be free to it)."""
+        if self._prices.estimate(model, 1, 1, self._clock()) is None:
+            raise UsageError(
+                f"--budget-usd needs a price for model {model!r}; add it with --prices FILE"
+            )
 
     def reserve(self, request: CallRequest) -> float:
         """Reserve the worst-case cost of ``request``; raises ``BudgetExhausted`` if it would
         take spent + reserved past the limit."""
+        return self.hold(self.cost_of(request), "next request")
+
+    def cost_of(self, request: CallRequest) -> float:
         output_tokens = request.max_tokens or UNBOUNDED_OUTPUT_TOKENS
+        return self.worst_case(request.model, request.estimated_prompt_tokens, output_tokens)
+
+    def worst_case(self, model: str, prompt_tokens: int, output_tokens: int) -> float:
+        """The dearest cost of such a call between now and the lookahead."""
         now = self._clock()
         # There are two prices, so if the one now is the cheaper, the next change is to the
         # dearer: that instant is the only other one worth pricing.
@@ -65,15 +76,17 @@ class Budget:
         change = self._prices.next_change(now)
         if change is not None and change <= now + self._lookahead:
             times.append(change)
-        amount = max(
-            self._prices.estimate(request.model, request.estimated_prompt_tokens, output_tokens, at)
-            or 0.0
-            for at in times
+        return max(
+            self._prices.estimate(model, prompt_tokens, output_tokens, at) or 0.0 for at in times
         )
+
+    def hold(self, amount: float, what: str) -> float:
+        """Reserve ``amount``; raises ``BudgetExhausted`` if it would take spent + reserved
+        past the limit. ``what`` names it in that message."""
         if self.spent_usd + self.reserved_usd + amount > self.limit_usd:
             raise BudgetExhausted(
                 f"budget of ${self.limit_usd:.4f} reached: ${self.spent_usd:.4f} spent, "
-                f"${self.reserved_usd:.4f} in flight, next request up to ${amount:.4f}"
+                f"${self.reserved_usd:.4f} in flight or held, {what} up to ${amount:.4f}"
             )
         self.reserved_usd += amount
         return amount

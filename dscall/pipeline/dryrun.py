@@ -1,8 +1,10 @@
 """``--dry-run``: what a run would send and cost, per document, without calling anything.
 
-Documents are extracted and chunked exactly as in a real run and each request is built, so the
-token estimate is the one the run would reserve against ``--budget-usd``. Chunks already in the
-cache are counted apart: a real run would not pay for them.
+Documents are extracted and chunked exactly as in a real run and each map request is built, so
+the token estimate is the one the run would reserve against ``--budget-usd``. Chunks already in
+the cache are counted apart: a real run would not pay for them. A chain's later steps (reduce,
+refine, document) are estimated from the answers' allowance (``plans.estimate``), as the budget
+reserves them.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from dscall.calls.cache import ResultCache
 from dscall.calls.request import RequestBuilder, answer_source
 from dscall.config import ProcessSettings
 from dscall.documents.stage import Notify, front_half
-from dscall.pricing import load_prices
+from dscall.pipeline.plan_outputs import run_requests
+from dscall.plans.estimate import StepEstimate, later_steps
+from dscall.plans.steps import Step
+from dscall.pricing import PriceTable, load_prices
 from dscall.stats import RunStats
-from dscall.types import FailedDocument
+from dscall.types import ChunkedDocument, FailedDocument
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,18 +34,17 @@ class DocumentEstimate:
     input_cost_usd: float | None  # every prompt token a cache miss
     max_cost_usd: float | None  # input plus the full output allowance
     error: str | None = None
+    calls: int = 0  # calls to pay for, every step
+    steps: tuple[StepEstimate, ...] = ()  # per step of a chain (map steps included)
 
 
 async def estimate_run(
     settings: ProcessSettings, stats: RunStats, notify: Notify
 ) -> list[DocumentEstimate]:
     prices = load_prices(settings.prices_file)
-    requests = RequestBuilder(
-        settings.prompt,
-        settings.cache.namespace,
-        answer_source(settings.call, settings.mock),
-    )
-    model = settings.prompt.model
+    planned = run_requests(settings, answer_source(settings.call, settings.mock))
+    maps = [("map", planned.map)] if planned.map is not None else []
+    maps += [(step.name, step.requests) for step in planned.steps if step.kind == "map"]
     now = datetime.now(timezone.utc)
     cache = None
     if settings.cache.enabled and not settings.cache.refresh:
@@ -71,27 +75,52 @@ async def estimate_run(
                         )
                     )
                     continue
-                prompt_tokens = cached = 0
-                for chunk in outcome.chunks:
-                    request = requests.build(chunk, outcome.source.rel_path)
-                    if cache is not None and cache.get(request.request_hash) is not None:
-                        cached += 1
-                        continue
-                    prompt_tokens += request.estimated_prompt_tokens
-                paid = len(outcome.chunks) - cached
-                output = paid * (settings.prompt.max_tokens or 0)
-                estimates.append(
-                    DocumentEstimate(
-                        outcome.source.rel_path,
-                        len(outcome.chunks),
-                        cached,
-                        prompt_tokens,
-                        output,
-                        prices.estimate(model, prompt_tokens, 0, now),
-                        prices.estimate(model, prompt_tokens, output, now),
-                    )
-                )
+                estimates.append(_document(outcome, maps, planned.steps, cache, prices, now))
     finally:
         if cache is not None:
             cache.close()
     return estimates
+
+
+def _document(
+    doc: ChunkedDocument,
+    maps: list[tuple[str, RequestBuilder]],
+    steps: tuple[Step, ...],
+    cache: ResultCache | None,
+    prices: PriceTable,
+    now: datetime,
+) -> DocumentEstimate:
+    """The estimate of one document: its map calls built for real (cache hits counted apart),
+    a chain's later steps from the answers' allowance."""
+    path = doc.source.rel_path
+    figures: list[tuple[StepEstimate, str]] = []  # with the model each step is asked
+    cached = 0
+    for number, (name, requests) in enumerate(maps):
+        figure = StepEstimate(name)
+        allowance = requests.prompt.max_tokens or 0
+        for chunk in doc.chunks:
+            request = requests.build(chunk, path)
+            if cache is not None and cache.get(request.request_hash) is not None:
+                cached += number == 0  # the chunks column counts the first map step
+                continue
+            figure.calls += 1
+            figure.prompt_tokens += request.estimated_prompt_tokens
+            figure.output_tokens += allowance
+        figures.append((figure, requests.prompt.model))
+    if steps:
+        model = {step.name: step.requests.prompt.model for step in steps}
+        tokens = [chunk.tokens for chunk in doc.chunks]
+        figures += [(each, model[each.name]) for each in later_steps(steps, tokens)]
+    inputs = [prices.estimate(m, f.prompt_tokens, 0, now) for f, m in figures]
+    maxima = [f.cost(prices, m, now) for f, m in figures]
+    return DocumentEstimate(
+        path,
+        len(doc.chunks),
+        cached,
+        sum(f.prompt_tokens for f, _ in figures),
+        sum(f.output_tokens for f, _ in figures),
+        None if None in inputs else sum(c or 0.0 for c in inputs),
+        None if None in maxima else sum(c or 0.0 for c in maxima),
+        calls=sum(f.calls for f, _ in figures),
+        steps=tuple(f for f, _ in figures),
+    )

@@ -95,7 +95,11 @@ class Engine:
                 while True:
                     if plan.full:
                         await plan.wait_for_room()
-                    job = next(jobs, None)
+                    try:
+                        job = next(jobs, None)
+                    except RunStopped as exc:  # the plan cannot start it (the budget)
+                        self.request_stop(exc)
+                        return
                     if job is None:
                         break
                     self.submit(job)

@@ -18,6 +18,7 @@ from dscall.config import REORDER_WINDOW_MIN, ProcessSettings
 from dscall.output.merge import DocumentMerger
 from dscall.output.parquet import ParquetRowWriter, documents_schema, results_schema
 from dscall.output.rows import ReorderBuffer, RowBuilder
+from dscall.pipeline.budget import Budget
 from dscall.pipeline.control import RunControl
 from dscall.plans.base import Plan
 from dscall.plans.chain import ChainPlan
@@ -38,6 +39,10 @@ class RunRequests:
 
     map: RequestBuilder | None  # --mode map
     steps: tuple[Step, ...]  # a chain
+
+    @property
+    def step_names(self) -> list[str]:
+        return [step.name for step in self.steps] if self.steps else ["map"]
 
 
 def run_requests(settings: ProcessSettings, source: str) -> RunRequests:
@@ -66,6 +71,7 @@ def open_plan(
     stats: RunStats,
     notify: Callable[[str], None],
     stack: contextlib.ExitStack | contextlib.AsyncExitStack,
+    budget: Budget | None = None,
 ) -> PlanOutputs:
     """Open the output writers (dropped by ``stack`` unless closed by hand) and the plan."""
     out = settings.output
@@ -109,6 +115,7 @@ def open_plan(
         stats,
         notify,
         settings.allow_partial,
+        budget,
     )
     return PlanOutputs(chain, writers, chain.close)
 

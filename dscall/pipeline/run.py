@@ -52,7 +52,7 @@ from dscall.pipeline.engine import Engine
 from dscall.pipeline.ledger import Ledger
 from dscall.pipeline.plan_outputs import open_plan, run_requests
 from dscall.pricing import load_prices
-from dscall.stats import RunStats
+from dscall.stats import RunStats, StepFigures
 
 Notify = Callable[[str], None]
 
@@ -136,6 +136,11 @@ async def _run(
     )
     source = answer_source(settings.call, settings.mock)
     requests = run_requests(settings, source)  # a bad template fails here, before any call
+    for name in requests.step_names:  # the summary lists the steps in chain order
+        stats.steps.setdefault(name, StepFigures())
+    if budget is not None:  # a step of a pipeline may ask another model
+        for step in requests.steps:
+            budget.check_model(step.requests.prompt.model)
     metadata: dict[str, Any] = {
         "run_id": run_id,
         "dscall_version": __version__,
@@ -179,7 +184,9 @@ async def _run(
             )
         # The writers are closed (published) by hand below; on any way out before that, the
         # stack drops their temporary files and the previous outputs stay as they were.
-        opened = open_plan(requests, settings, run_id, metadata, control, stats, notify, stack)
+        opened = open_plan(
+            requests, settings, run_id, metadata, control, stats, notify, stack, budget
+        )
         writers = opened.writers
         loop = asyncio.get_running_loop()
         limits = CallLimits(

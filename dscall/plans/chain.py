@@ -20,11 +20,21 @@ from collections.abc import Callable, Iterator
 from dscall.calls.caller import CallOutcome, RequestContext
 from dscall.errors import DocumentError
 from dscall.output.rows import ReorderBuffer, RowBuilder
+from dscall.pipeline.budget import Budget
 from dscall.plans.base import Cost, Job
 from dscall.plans.chain_state import DocumentRun, StepState, failed_document_row
+from dscall.plans.estimate import later_steps, output_allowance
 from dscall.plans.steps import Step
 from dscall.stats import RunStats
-from dscall.types import CallRequest, Chunk, ChunkRow, DocumentRow, ExtractOutcome, FailedDocument
+from dscall.types import (
+    CallRequest,
+    Chunk,
+    ChunkedDocument,
+    ChunkRow,
+    DocumentRow,
+    ExtractOutcome,
+    FailedDocument,
+)
 
 
 class ChainPlan:
@@ -37,6 +47,7 @@ class ChainPlan:
         stats: RunStats,
         notify: Callable[[str], None],
         allow_partial: bool = False,
+        budget: Budget | None = None,
     ) -> None:
         self._steps = steps
         self._rows = rows
@@ -45,6 +56,7 @@ class ChainPlan:
         self._stats = stats
         self._notify = notify
         self._allow_partial = allow_partial
+        self._budget = budget
         self._in_flight: dict[int, DocumentRun] = {}
 
     @property
@@ -75,7 +87,9 @@ class ChainPlan:
         if not document.chunks:
             self._document_failed(self._rows.no_text(document))
             return
+        held = self._hold_chain(document)  # raises BudgetExhausted: not started
         run = DocumentRun(document, self._document_rows.assign(), self._steps)
+        run.held = held
         self._in_flight[run.seq] = run
         run.feeding = True
         try:
@@ -95,6 +109,37 @@ class ChainPlan:
             run.feeding = False
         yield from self._ready(run)
         self._maybe_finish(run)
+
+    def _hold_chain(self, doc: ChunkedDocument) -> float:
+        """With --budget-usd: hold the worst case of the document's whole chain (its map calls,
+        a reduce tree, each refine call, document steps) before its first call, so that a
+        chain the budget lets start is one it can finish; each call takes its share back when
+        it is made (and reserves its own cost, like any call)."""
+        budget = self._budget
+        if budget is None:
+            return 0.0
+        tokens = [chunk.tokens for chunk in doc.chunks]
+        amount = 0.0
+        for step in self._steps:
+            if step.kind == "map":
+                model = step.requests.prompt.model
+                allowance = output_allowance(step)
+                amount += sum(
+                    budget.worst_case(model, step.requests.estimated_prompt_tokens(t), allowance)
+                    for t in tokens
+                )
+        model_of = {step.name: step.requests.prompt.model for step in self._steps}
+        for each in later_steps(self._steps, tokens):
+            amount += budget.worst_case(model_of[each.name], each.prompt_tokens, each.output_tokens)
+        return budget.hold(amount, f"the chain of {doc.source.rel_path}")
+
+    def _release(self, run: DocumentRun, request: CallRequest | None = None) -> None:
+        """Give back the held share of ``request`` (all that is held: ``None``)."""
+        if self._budget is None or not run.held:
+            return
+        amount = run.held if request is None else min(run.held, self._budget.cost_of(request))
+        run.held -= amount
+        self._budget.release(amount)
 
     def _map_jobs(self, run: DocumentRun, state: StepState) -> Iterator[Job]:
         chunks = iter(run.doc.chunks)
@@ -139,6 +184,7 @@ class ChainPlan:
         position: int = 0,
     ) -> Job:
         run.open_jobs += 1
+        self._release(run, request)
 
         def done(outcome: CallOutcome, cost: Cost) -> list[Job]:
             run.account(outcome, cost)
@@ -284,6 +330,7 @@ class ChainPlan:
 
     def _finish(self, run: DocumentRun) -> None:
         del self._in_flight[run.seq]
+        self._release(run)
         row = run.document_row(self._rows.run_id)
         if run.failed is None and any(state.called_failed for state in run.states):
             self._stats.documents_failed += 1  # a reduce or document call of its own failed

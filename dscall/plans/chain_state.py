@@ -92,6 +92,7 @@ class DocumentRun:
         self.prompt_tokens = self.completion_tokens = 0
         self.cache_hit_tokens = self.cache_miss_tokens = 0
         self.cost_usd = 0.0
+        self.held = 0.0  # budget held for its later steps, not yet taken back
 
     def state(self, name: str) -> StepState:
         return self._by_name[name]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,7 @@ def test_a_small_reduce_budget_reduces_in_a_tree_of_the_expected_depth(
     budget = 60
     result = run(
         workspace, recording, "--mode", "map-reduce", "--reduce-tokens", str(budget),
-        "--audit-log", str(log),
+        "--audit-log", str(log), "--summary-json", str(workspace.root / "summary.json"),
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     reduce_lines = [line for line in audit(log) if line["step"] == "reduce"]
@@ -155,6 +156,13 @@ def test_a_small_reduce_budget_reduces_in_a_tree_of_the_expected_depth(
         assert docs[path]["output"] == final
         assert docs[path]["calls"] == len(answers) + calls
     assert min(depths) >= 2  # the tree really has levels
+    steps = json.loads((workspace.root / "summary.json").read_text())["steps"]
+    assert list(steps) == ["map", "reduce"]
+    assert steps["map"]["calls"] == len(read_rows(workspace.out))
+    assert (
+        steps["reduce"]["calls"] == sum(d["calls"] for d in docs.values()) - steps["map"]["calls"]
+    )
+    assert steps["reduce"]["calls"] - steps["reduce"]["cached"] == len(users)
     # Each distinct reduce request was sent once (identical groups share one call).
     assert len({line["request_hash"] for line in reduce_lines}) == len(users)
     assert len(reduce_lines) == len(users)
@@ -328,3 +336,53 @@ def test_chain_options_are_checked_before_anything_is_sent(
     assert len(result.stderr.strip().splitlines()) == 1
     assert recording.stats()["requests_received"] == 0
     assert not workspace.out.exists()
+
+
+def test_dry_run_estimates_every_step_as_an_upper_bound(
+    recording: SimulatorThread, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the table's labels whole
+    dry = invoke(workspace.args(recording, "--mode", "map-reduce", "--dry-run"))
+    assert dry.exit_code == 0, dry.stderr
+    assert recording.stats()["requests_received"] == 0
+    lines = {line.split("│")[1].strip(): line for line in dry.stdout.splitlines() if "│" in line}
+    assert "step map" in lines
+    assert "step reduce" in lines
+
+    def calls(label: str) -> int:
+        return int(lines[label].split("│")[4].replace(",", ""))
+
+    # Answers of at most --max-tokens each, two per reduce call at the 64-token reduce budget.
+    real = run(workspace, recording, "--mode", "map-reduce")
+    assert real.exit_code == 0, real.stderr
+    docs = documents(workspace).values()
+    chunks = sum(doc["chunk_count"] for doc in docs)
+    assert calls("step map") == chunks
+    assert calls("step reduce") == sum(doc["chunk_count"] - 1 for doc in docs)
+    assert calls("total") == calls("step map") + calls("step reduce")
+    assert sum(doc["calls"] for doc in docs) <= calls("total")
+
+
+def test_the_budget_holds_a_documents_later_steps_before_its_first_call(
+    recording: SimulatorThread, workspace: Workspace, tmp_path: Path
+) -> None:
+    from dscall.pricing import load_prices
+
+    write_corpus(workspace.corpus, docs=12, paragraphs=6)
+    summary = tmp_path / "summary.json"
+    result = run(
+        workspace, recording, "--mode", "map-reduce", "--budget-usd", "0.1",
+        "--summary-json", str(summary), "--concurrency", "4", "--max-concurrency", "4",
+    )  # fmt: skip
+    assert result.exit_code == 3, result.stderr
+    assert "budget" in result.stderr
+    figures = json.loads(summary.read_text())
+    assert figures["cost_usd"] <= 0.1
+    docs = documents(workspace)
+    assert docs  # some documents started, and every one that started finished its chain
+    assert {doc["status"] for doc in docs.values()} == {"ok"}
+    rows = by_doc(read_rows(workspace.out))
+    assert set(rows) == set(docs)  # no document mapped and then left unreduced
+    assert len(docs) < 12
+    prices = load_prices(None)
+    assert prices.estimate("deepseek-flash", 1, 1, datetime.now(timezone.utc)) is not None
