@@ -6,12 +6,14 @@ raw numbers in bench/results.json.
 Names: cpu latency limit seed cache scale (items 1-6, bench/bench_client.py), extract and
 chunking (item 7, bench/bench_extract.py and bench/bench_chunking.py), simulator (the
 simulator is never the bottleneck, bench/bench_simulator.py), and profile (a cProfile of the
-5,000-document run, bench/profile_run.py: not part of the default set, ask for it by name).
+5,000-document run, bench/profile_run.py: not part of the default set, ask for it by name),
+and chain (--mode map-reduce: requests/s vs map mode, memory at 100,000 chunks, the seed's
+case as one chain; bench/bench_chain.py).
 
-``--quick`` shrinks items 1-6 (one repeat, smaller corpora) for trying the suite out; its
-figures are not the ones to quote. Exit status: 0 when every benchmark ran (whatever its
-verdicts), 1 when one of them broke, 130 on Ctrl-C (child processes are stopped either way and
-what finished is still written to results.json).
+``--quick`` shrinks items 1-6 and chain (one repeat, smaller corpora) for trying the suite
+out; its figures are not the ones to quote. Exit status: 0 when every benchmark ran (whatever
+its verdicts), 1 when one of them broke, 130 on Ctrl-C (child processes are stopped either way
+and what finished is still written to results.json).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from bench.harness import BENCH_DIR, Row, print_table, stop_on_sigterm
 
 RESULTS = BENCH_DIR / "results.json"
 CLIENT_ITEMS = tuple(bench_client.ITEMS)
-DEFAULT = (*CLIENT_ITEMS, "extract", "chunking", "simulator")
+DEFAULT = (*CLIENT_ITEMS, "extract", "chunking", "simulator", "chain")
 OPTIONAL = ("profile",)
 LABELS = {"extract": "7 extract", "chunking": "7 chunking"}
 
@@ -123,35 +125,49 @@ def _profile_rows(f: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def _run_extract() -> dict[str, Any]:
+def _chain_rows(f: dict[str, Any]) -> list[Row]:
+    return [Row(r["item"], r["figure"], r["measured"], r["target"], r["pass"]) for r in f["rows"]]
+
+
+# Each takes --quick (only chain has smaller sizes).
+def _run_extract(quick: bool) -> dict[str, Any]:
     from bench import bench_extract
 
     return bench_extract.main()
 
 
-def _run_chunking() -> dict[str, Any]:
+def _run_chunking(quick: bool) -> dict[str, Any]:
     from bench import bench_chunking
 
     return bench_chunking.main()
 
 
-def _run_simulator() -> dict[str, Any]:
+def _run_simulator(quick: bool) -> dict[str, Any]:
     from bench import bench_simulator
 
     return bench_simulator.main()
 
 
-def _run_profile() -> dict[str, Any]:
+def _run_profile(quick: bool) -> dict[str, Any]:
     from bench import profile_run
 
     return profile_run.main(docs=5000, cached=True, top=30)
 
 
-OTHERS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
+def _run_chain(quick: bool) -> dict[str, Any]:
+    from bench import bench_chain
+
+    return bench_chain.main(quick)
+
+
+OTHERS: dict[
+    str, tuple[Callable[[bool], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]
+] = {
     "extract": (_run_extract, _extract_rows),
     "chunking": (_run_chunking, _chunking_rows),
     "simulator": (_run_simulator, _simulator_rows),
     "profile": (_run_profile, _profile_rows),
+    "chain": (_run_chain, _chain_rows),
 }
 
 
@@ -203,8 +219,10 @@ def run(names: list[str], quick: bool) -> int:
             print(f"\n== {name} ==", flush=True)
             section = time.perf_counter()
             try:
-                figures = measure()
+                figures = measure(quick)
                 new = describe(figures)
+                # A suite of several items (chain) keeps running past a broken one.
+                broken |= any(isinstance(v, dict) and "error" in v for v in figures.values())
             except Exception as exc:  # one broken benchmark must not hide the others
                 figures = {"error": f"{type(exc).__name__}: {exc}"}
                 new = [Row(LABELS.get(name, name), "broke", figures["error"][:60], "", False)]
@@ -239,7 +257,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description="issue 6 benchmarks: table + bench/results.json"
     )
-    parser.add_argument("--quick", action="store_true", help="smaller runs of items 1-6")
+    parser.add_argument("--quick", action="store_true", help="smaller runs of items 1-6 and chain")
     parser.add_argument(
         "--only", default="", help="comma-separated names (default: all but profile)"
     )

@@ -8,6 +8,7 @@ written once and reused by later runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 _VOCABULARY = (
@@ -43,13 +44,50 @@ def text_parts(root: Path, count: int) -> list[Path]:
 
     ``count`` must be a multiple of ``PART_SIZE``; document ``i`` has ``document_text(i)``.
     """
+    return _parts(
+        root, count, lambda folder, start: write_text_corpus(folder, PART_SIZE, start=start)
+    )
+
+
+def sentence_text(index: int, sentences: int) -> str:
+    """``sentences`` sentences of one document, every one different (from each other and from
+    every other document's) and all of the same length, so that a budget of N sentences' tokens
+    cuts every document into the same number of chunks.
+
+    Different: dscall answers identical requests of one run once, and a benchmark of calls must
+    not be a benchmark of that. Same length: each sentence is a fixed-width label and a rotation
+    of the same twelve words.
+    """
+    words = _WORDS[:12]
+    lines = []
+    for k in range(sentences):
+        shift = (index * 5 + k) % len(words)
+        rotated = words[shift:] + words[:shift]
+        lines.append(f"Record {index:07d} line {k:04d}: " + " ".join(rotated) + ".")
+    return " ".join(lines) + "\n"
+
+
+def sentence_parts(root: Path, count: int, sentences: int) -> list[Path]:
+    """Like ``text_parts``, with ``sentence_text(i, sentences)`` for document ``i`` (use one
+    ``root`` per ``sentences``)."""
+
+    def write(folder: Path, start: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(start, start + PART_SIZE):
+            text = sentence_text(index, sentences)
+            (folder / f"doc_{index:07d}.txt").write_text(text, encoding="utf-8")
+
+    return _parts(root, count, write)
+
+
+def _parts(root: Path, count: int, write: Callable[[Path, int], object]) -> list[Path]:
     if count % PART_SIZE:
         raise ValueError(f"corpus sizes are multiples of {PART_SIZE}, not {count}")
     parts = []
     for part in range(count // PART_SIZE):
         folder = root / f"part-{part:03d}"
         if not (folder / _DONE).exists():
-            write_text_corpus(folder, PART_SIZE, start=part * PART_SIZE)
+            write(folder, part * PART_SIZE)
             (folder / _DONE).touch()  # hidden: dscall skips it
         parts.append(folder)
     return parts
