@@ -33,6 +33,7 @@ AUDIT_FIELDS = {
     "request_hash",
     "doc_path",
     "chunk_index",
+    "step",
     "model",
     "endpoint_host",
     "status",

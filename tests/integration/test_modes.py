@@ -156,7 +156,9 @@ def test_a_small_reduce_budget_reduces_in_a_tree_of_the_expected_depth(
         assert docs[path]["output"] == final
         assert docs[path]["calls"] == len(answers) + calls
     assert min(depths) >= 2  # the tree really has levels
-    steps = json.loads((workspace.root / "summary.json").read_text())["steps"]
+    figures = json.loads((workspace.root / "summary.json").read_text())
+    assert figures["documents"]["seen"] == len(docs)  # each document counted once
+    steps = figures["steps"]
     assert list(steps) == ["map", "reduce"]
     assert steps["map"]["calls"] == len(read_rows(workspace.out))
     assert (
