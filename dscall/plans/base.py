@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dscall.calls.caller import CallOutcome, RequestContext
-from dscall.types import CallRequest, ExtractOutcome
+from dscall.errors import DocumentError
+from dscall.types import CallRequest, Chunk, ChunkedDocument, ExtractOutcome
 
 # What a call cost in this run: 0.0 when cached or failed, None when the model's price is
 # unknown.
@@ -30,6 +31,30 @@ class Job:
 
 
 NO_JOBS: tuple[Job, ...] = ()
+
+
+def each_chunk(
+    doc: ChunkedDocument, changed: Callable[[int, DocumentError], None]
+) -> Iterator[Chunk]:
+    """The chunks of ``doc`` in order. A streamed text file is read again as its chunks are
+    taken: if it changed or vanished since it was chunked, ``changed(sent, error)`` is told
+    how many chunks were handed out before, and the iteration ends."""
+    chunks = iter(doc.chunks)
+    sent = 0
+    while True:
+        try:
+            chunk = next(chunks, None)
+        except DocumentError as exc:
+            changed(sent, exc)
+            return
+        if chunk is None:
+            return
+        yield chunk
+        sent += 1
+
+
+def changed_message(doc: ChunkedDocument, sent: int, exc: DocumentError) -> str:
+    return f"{exc.message} (after {sent} of {len(doc.chunks)} chunks were sent)"
 
 
 class Plan(Protocol):

@@ -16,12 +16,13 @@ all its steps, and its status. Memory holds the documents in flight, bounded by 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 
 from dscall.calls.caller import CallOutcome, RequestContext
 from dscall.errors import DocumentError
 from dscall.output.rows import ReorderBuffer, RowBuilder
 from dscall.pipeline.budget import Budget
-from dscall.plans.base import Cost, Job
+from dscall.plans.base import Cost, Job, changed_message, each_chunk
 from dscall.plans.chain_state import DocumentRun, StepState, failed_document_row
 from dscall.plans.estimate import later_steps, output_allowance
 from dscall.plans.steps import Step
@@ -142,21 +143,9 @@ class ChainPlan:
         self._budget.release(amount)
 
     def _map_jobs(self, run: DocumentRun, state: StepState) -> Iterator[Job]:
-        chunks = iter(run.doc.chunks)
-        sent = 0
-        while True:
-            try:
-                # A streamed text file is read again as its chunks are taken: a file that
-                # changed or vanished since it was chunked fails here, mid-document.
-                chunk = next(chunks, None)
-            except DocumentError as exc:
-                self._document_changed(run, sent, exc)
-                return
-            if chunk is None:
-                return
+        for chunk in each_chunk(run.doc, partial(self._document_changed, run)):
             request, context = run.chunk_request(state, chunk)
             yield self._job(run, state, request, context, chunk, self._chunk_rows.assign())
-            sent += 1
 
     def _refine_next(self, run: DocumentRun, state: StepState) -> Job | None:
         """The next refine call of ``run`` (None: no chunk is left, or the file changed)."""
@@ -346,7 +335,7 @@ class ChainPlan:
 
     def _document_changed(self, run: DocumentRun, sent: int, exc: DocumentError) -> None:
         doc = run.doc
-        message = f"{exc.message} (after {sent} of {len(doc.chunks)} chunks were sent)"
+        message = changed_message(doc, sent, exc)
         self._stats.documents_failed += 1
         self._notify(f"{doc.source.rel_path}: FileChanged: {message}")
         run.failed = ("FileChanged", message)

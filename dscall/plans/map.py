@@ -13,12 +13,13 @@ rows of the chunks already sent; later documents go on.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 
 from dscall.calls.caller import CallOutcome, RequestContext
 from dscall.calls.request import RequestBuilder
 from dscall.errors import DocumentError
 from dscall.output.rows import ReorderBuffer, RowBuilder
-from dscall.plans.base import NO_JOBS, Cost, Job
+from dscall.plans.base import NO_JOBS, Cost, Job, changed_message, each_chunk
 from dscall.stats import RunStats
 from dscall.types import (
     Chunk,
@@ -61,20 +62,8 @@ class MapPlan:
         if not document.chunks:
             self._document_failed(self._rows.no_text(document))
             return
-        chunks = iter(document.chunks)
-        sent = 0
-        while True:
-            try:
-                # A streamed text file is read again as its chunks are taken: a file that
-                # changed or vanished since it was chunked fails here, mid-document.
-                chunk = next(chunks, None)
-            except DocumentError as exc:
-                self._document_changed(document, sent, exc)
-                return
-            if chunk is None:
-                return
+        for chunk in each_chunk(document, partial(self._document_changed, document)):
             yield self._job(document, chunk)
-            sent += 1
 
     def _job(self, doc: ChunkedDocument, chunk: Chunk) -> Job:
         path = doc.source.rel_path
@@ -98,7 +87,7 @@ class MapPlan:
     def _document_changed(self, doc: ChunkedDocument, sent: int, exc: DocumentError) -> None:
         """The rest of ``doc`` cannot be read as it was chunked: one error row for the
         document after the rows of the chunks already sent; the run goes on."""
-        message = f"{exc.message} (after {sent} of {len(doc.chunks)} chunks were sent)"
+        message = changed_message(doc, sent, exc)
         self._error_row(
             f"{doc.source.rel_path}: FileChanged: {message}",
             self._rows.changed_document_row(doc, message),
