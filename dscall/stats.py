@@ -168,6 +168,7 @@ class RunStats:
     finished_monotonic: float | None = None
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
     steps: dict[str, StepFigures] = field(default_factory=dict)  # by step name, in chain order
+    rows_per_chunk: int = 1  # chunk-level steps of the chain (a pipeline may have several)
 
     @property
     def documents_seen(self) -> int:
@@ -187,12 +188,13 @@ class RunStats:
 
     @property
     def chunks_total(self) -> int:
-        """Grows while extraction is still finding chunks."""
-        return self.front.chunks
+        """Chunk rows to come: grows while extraction is still finding chunks (one row per
+        chunk and chunk-level step of a chain)."""
+        return self.front.chunks * self.rows_per_chunk
 
     @chunks_total.setter
     def chunks_total(self, value: int) -> None:
-        self.front.chunks = value
+        self.front.chunks = value // self.rows_per_chunk
 
     def finish(self) -> None:
         """Stop the clock (idempotent: the first call wins)."""
@@ -249,9 +251,9 @@ class RunStats:
             requests_per_s           HTTP attempts / wall time
             error_rate               failed rows / rows (0..1)
             concurrency              {final, min, max} of the adaptive in-flight limit
-            steps                    {NAME: {calls, cached, failed, prompt_tokens,
-                                     completion_tokens, cost_usd}} per step of the chain, in
-                                     order (``map`` alone in --mode map)
+            steps                    [{name, calls, cached, failed, prompt_tokens,
+                                     completion_tokens, cost_usd}] per step of the chain, in
+                                     chain order (``map`` alone in --mode map)
         """
         lat = self.latency
         latency: dict[str, float | int | None] = {
@@ -298,8 +300,9 @@ class RunStats:
                 "min": self.concurrency_min,
                 "max": self.concurrency_max,
             },
-            "steps": {
-                name: {
+            "steps": [
+                {
+                    "name": name,
                     "calls": step.calls,
                     "cached": step.cached,
                     "failed": step.failed,
@@ -308,5 +311,5 @@ class RunStats:
                     "cost_usd": round(step.cost_usd, 6),
                 }
                 for name, step in self.steps.items()
-            },
+            ],
         }

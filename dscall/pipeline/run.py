@@ -138,6 +138,7 @@ async def _run(
     requests = run_requests(settings, source)  # a bad template fails here, before any call
     for name in requests.step_names:  # the summary lists the steps in chain order
         stats.steps.setdefault(name, StepFigures())
+    stats.rows_per_chunk = max(1, sum(1 for step in requests.steps if step.per_chunk))
     if budget is not None:  # a step of a pipeline may ask another model
         for step in requests.steps:
             budget.check_model(step.requests.prompt.model)

@@ -158,8 +158,8 @@ def test_a_small_reduce_budget_reduces_in_a_tree_of_the_expected_depth(
     assert min(depths) >= 2  # the tree really has levels
     figures = json.loads((workspace.root / "summary.json").read_text())
     assert figures["documents"]["seen"] == len(docs)  # each document counted once
-    steps = figures["steps"]
-    assert list(steps) == ["map", "reduce"]
+    steps = {step["name"]: step for step in figures["steps"]}
+    assert [step["name"] for step in figures["steps"]] == ["map", "reduce"]
     assert steps["map"]["calls"] == len(read_rows(workspace.out))
     assert (
         steps["reduce"]["calls"] == sum(d["calls"] for d in docs.values()) - steps["map"]["calls"]
@@ -388,3 +388,31 @@ def test_the_budget_holds_a_documents_later_steps_before_its_first_call(
     assert len(docs) < 12
     prices = load_prices(None)
     assert prices.estimate("deepseek-flash", 1, 1, datetime.now(timezone.utc)) is not None
+
+
+def test_a_pipeline_of_two_map_steps_writes_both_and_counts_their_rows(
+    recording: SimulatorThread, workspace: Workspace, tmp_path: Path
+) -> None:
+    pipeline = tmp_path / "two.toml"
+    pipeline.write_text(
+        '[[steps]]\nname = "facts"\nkind = "map"\nprompt = "Facts: {text}"\n\n'
+        '[[steps]]\nname = "tone"\nkind = "map"\nprompt = "Tone: {text}"\n\n'
+        '[[steps]]\nname = "digest"\nkind = "reduce"\ninput = "tone"\nprompt = "All: {outputs}"\n',
+        encoding="utf-8",
+    )
+    summary = tmp_path / "summary.json"
+    result = run(workspace, recording, "--pipeline", str(pipeline), "--summary-json", str(summary))
+    assert result.exit_code == 0, result.stderr
+    rows = read_rows(workspace.out)
+    for path, chunk_rows in by_doc(rows).items():
+        steps = [row["step"] for row in chunk_rows]
+        count = chunk_rows[0]["chunk_count"]
+        assert steps == ["facts"] * count + ["tone"] * count, path  # step, then chunk order
+        tone = [row["output"] for row in chunk_rows if row["step"] == "tone"]
+        assert tone == [_answer("Tone: " + row["chunk_text"]) for row in chunk_rows[count:]]
+    figures = json.loads(summary.read_text())
+    assert figures["chunks"]["total"] == figures["chunks"]["done"] == len(rows)
+    assert [step["name"] for step in figures["steps"]] == ["facts", "tone", "digest"]
+    docs = documents(workspace)
+    assert all(doc["status"] == "ok" for doc in docs.values())
+    assert "digest_output" in read_rows(workspace.root / "docs.parquet")[0]

@@ -196,7 +196,7 @@ def test_summary_dict_keys_and_values() -> None:
     assert summary["throughput_chunks_per_s"] == 2.5
     assert summary["requests_per_s"] == 3.0
     assert summary["error_rate"] == pytest.approx(3 / 11, abs=1e-6)
-    assert summary["steps"] == {}
+    assert summary["steps"] == []
 
 
 def test_summary_dict_has_each_steps_figures_in_chain_order() -> None:
@@ -204,8 +204,9 @@ def test_summary_dict_has_each_steps_figures_in_chain_order() -> None:
     stats.steps["map"] = StepFigures(calls=10, cached=2, failed=1, prompt_tokens=900)
     stats.steps["reduce"] = StepFigures(calls=3, completion_tokens=40, cost_usd=0.0012345678)
     steps = stats.summary_dict()["steps"]
-    assert list(steps) == ["map", "reduce"]
-    assert steps["map"] == {
+    assert [step["name"] for step in steps] == ["map", "reduce"]
+    assert steps[0] == {
+        "name": "map",
         "calls": 10,
         "cached": 2,
         "failed": 1,
@@ -213,7 +214,7 @@ def test_summary_dict_has_each_steps_figures_in_chain_order() -> None:
         "completion_tokens": 0,
         "cost_usd": 0.0,
     }
-    assert steps["reduce"]["cost_usd"] == pytest.approx(0.001235)
+    assert steps[1]["cost_usd"] == pytest.approx(0.001235)
 
 
 def test_summary_dict_with_no_requests() -> None:
