@@ -86,6 +86,7 @@ DEFAULT_REFINE_PROMPT = (
 # Separates answers in a reduce's {outputs}.
 REDUCE_SEPARATOR = "\n\n"
 DEFAULT_MAX_TOKENS = 1024
+DEFAULT_SCHEMA_RETRIES = 2
 DEFAULT_CONCURRENCY = 32
 DEFAULT_MAX_CONCURRENCY = 256
 DEFAULT_MAX_RETRIES = 6
@@ -216,6 +217,10 @@ class PromptSettings:
     json_mode: bool = False
     thinking: bool = False
     stream: bool = False
+    # --schema / --schema-inline: the compact JSON Schema answers must follow (JSON mode on,
+    # the schema in the system prompt), and how often an answer that does not is asked again.
+    schema_json: str | None = None
+    schema_retries: int = DEFAULT_SCHEMA_RETRIES
 
 
 Mode = Literal["map", "map-reduce", "refine"]

@@ -277,36 +277,55 @@ class ProgressDisplay:
 
 def summary_rows(stats: RunStats) -> list[tuple[str, str]]:
     lat = stats.latency.percentiles()
+    return (
+        [
+            (
+                "documents",
+                f"{stats.documents_seen:,} read, {stats.documents_failed:,} failed, "
+                f"{stats.files_skipped:,} files skipped",
+            ),
+            (
+                "chunks",
+                f"{stats.chunks_done:,} of {stats.chunks_total:,}: {stats.chunks_ok:,} ok, "
+                f"{stats.chunks_failed:,} failed, {stats.chunks_cached:,} cached",
+            ),
+            (
+                "requests",
+                f"{stats.requests_sent:,} sent, {stats.retries:,} retries, "
+                f"{stats.throttled:,} throttled",
+            ),
+            (
+                "tokens",
+                f"{stats.prompt_tokens:,} prompt ({stats.cache_hit_tokens:,} cache hit, "
+                f"{stats.cache_miss_tokens:,} miss), {stats.completion_tokens:,} completion",
+            ),
+            (
+                "cost",
+                format_cost(stats) + (" (some rows have no price)" if stats.cost_unknown else ""),
+            ),
+            ("latency", f"p50 {_ms(lat['p50'])}, p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])}"),
+            (
+                "throughput",
+                f"{stats.throughput():,.2f} chunks/s, {stats.requests_per_s():,.2f} requests/s",
+            ),
+            ("error rate", f"{stats.error_rate() * 100:.2f}%"),
+            ("wall time", format_duration(stats.elapsed_s())),
+        ]
+        + _step_rows(stats)
+        + _schema_rows(stats)
+    )
+
+
+def _schema_rows(stats: RunStats) -> list[tuple[str, str]]:
+    if not stats.schema_checked:
+        return []
     return [
         (
-            "documents",
-            f"{stats.documents_seen:,} read, {stats.documents_failed:,} failed, "
-            f"{stats.files_skipped:,} files skipped",
-        ),
-        (
-            "chunks",
-            f"{stats.chunks_done:,} of {stats.chunks_total:,}: {stats.chunks_ok:,} ok, "
-            f"{stats.chunks_failed:,} failed, {stats.chunks_cached:,} cached",
-        ),
-        (
-            "requests",
-            f"{stats.requests_sent:,} sent, {stats.retries:,} retries, "
-            f"{stats.throttled:,} throttled",
-        ),
-        (
-            "tokens",
-            f"{stats.prompt_tokens:,} prompt ({stats.cache_hit_tokens:,} cache hit, "
-            f"{stats.cache_miss_tokens:,} miss), {stats.completion_tokens:,} completion",
-        ),
-        ("cost", format_cost(stats) + (" (some rows have no price)" if stats.cost_unknown else "")),
-        ("latency", f"p50 {_ms(lat['p50'])}, p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])}"),
-        (
-            "throughput",
-            f"{stats.throughput():,.2f} chunks/s, {stats.requests_per_s():,.2f} requests/s",
-        ),
-        ("error rate", f"{stats.error_rate() * 100:.2f}%"),
-        ("wall time", format_duration(stats.elapsed_s())),
-    ] + _step_rows(stats)
+            "schema",
+            f"{stats.schema_reasks:,} answers asked again, "
+            f"{stats.schema_invalid:,} rows still invalid",
+        )
+    ]
 
 
 def _step_rows(stats: RunStats) -> list[tuple[str, str]]:

@@ -169,6 +169,9 @@ class RunStats:
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
     steps: dict[str, StepFigures] = field(default_factory=dict)  # by step name, in chain order
     rows_per_chunk: int = 1  # chunk-level steps of the chain (a pipeline may have several)
+    schema_checked: bool = False  # --schema: answers are checked against it
+    schema_reasks: int = 0  # answers asked again with their validation errors
+    schema_invalid: int = 0  # rows whose last answer still did not follow the schema
 
     @property
     def documents_seen(self) -> int:
@@ -231,6 +234,11 @@ class RunStats:
         speed = self.throughput() if rate is None else rate
         return remaining / speed if speed > 0 else None
 
+    def _schema_summary(self) -> dict[str, Any]:
+        if not self.schema_checked:
+            return {}
+        return {"schema": {"reasks": self.schema_reasks, "invalid": self.schema_invalid}}
+
     def summary_dict(self) -> dict[str, Any]:
         """The end-of-run figures, JSON-ready (what ``--summary-json`` writes).
 
@@ -251,6 +259,7 @@ class RunStats:
             requests_per_s           HTTP attempts / wall time
             error_rate               failed rows / rows (0..1)
             concurrency              {final, min, max} of the adaptive in-flight limit
+            schema                   {reasks, invalid} with --schema (absent without)
             steps                    [{name, calls, cached, failed, prompt_tokens,
                                      completion_tokens, cost_usd}] per step of the chain, in
                                      chain order (``map`` alone in --mode map)
@@ -300,6 +309,7 @@ class RunStats:
                 "min": self.concurrency_min,
                 "max": self.concurrency_max,
             },
+            **self._schema_summary(),
             "steps": [
                 {
                     "name": name,

@@ -181,6 +181,7 @@ class ChunkRow:
     cost_usd: float | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    extra: dict[str, object] | None = None  # a schema's typed columns (--schema)
 
 
 @dataclass(slots=True)
@@ -207,4 +208,4 @@ class DocumentRow:
     cache_hit_tokens: int | None = None
     cache_miss_tokens: int | None = None
     cost_usd: float | None = None
-    extra: dict[str, str | None] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)

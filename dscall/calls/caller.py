@@ -88,6 +88,7 @@ class RequestContext:
     doc_path: str
     chunk_index: int | None  # None for a document-level call (a reduce, a document step)
     step: str = "map"
+    reask: int = 0  # structured output: how many times this answer was asked again
 
 
 class ChunkCaller:
@@ -336,6 +337,7 @@ class ChunkCaller:
                     doc_path=context.doc_path,
                     chunk_index=context.chunk_index,
                     step=context.step,
+                    reask=context.reask,
                     model=request.model,
                     status=status,
                     attempt=attempt,

@@ -23,6 +23,7 @@ from dscall.chunking.tokens import estimate_tokens
 from dscall.config import MOCK_ANSWER_SOURCE, CallSettings, PromptSettings
 from dscall.errors import UsageError
 from dscall.jsonio import dumps_canonical
+from dscall.schema.prompt import reask_message, with_schema
 from dscall.types import CallRequest, Chunk
 
 PLACEHOLDERS = ("text", "path", "page_start", "page_end", "chunk_index", "chunk_count")
@@ -152,15 +153,18 @@ class RequestBuilder:
             self._params["max_tokens"] = prompt.max_tokens
         if prompt.temperature is not None:
             self._params["temperature"] = prompt.temperature
-        if prompt.json_mode:
+        if prompt.json_mode or prompt.schema_json is not None:
             self._params["response_format"] = {"type": "json_object"}
         # DeepSeek's V4 models think by default and bill the reasoning as output tokens.
         self._params["thinking"] = {"type": "enabled" if prompt.thinking else "disabled"}
-        self._system_message = {"role": "system", "content": prompt.system}
+        system = prompt.system
+        if prompt.schema_json is not None:  # the same for every chunk: a shared prefix
+            system = with_schema(system, prompt.schema_json)
+        self._system_message = {"role": "system", "content": system}
         # Everything but the chunk text, estimated once: system prompt, the template's literal
         # text, message framing, and a few tokens for location values such as the path.
         self._fixed_tokens = (
-            estimate_tokens(prompt.system)
+            estimate_tokens(system)
             + estimate_tokens("".join(self.template.parts[0::2]))
             + 2 * _MESSAGE_OVERHEAD_TOKENS
             + (_LOCATION_ALLOWANCE_TOKENS if self.template.uses_location else 0)
@@ -192,9 +196,23 @@ class RequestBuilder:
         previous answer and chunk); ``content_tokens`` estimates what the values add."""
         return self.build_message(self.template.render(values), content_tokens)
 
-    def build_message(self, user: str, content_tokens: int) -> CallRequest:
+    def build_reask(self, user: str, answer: str, errors: list[str]) -> CallRequest:
+        """The request that sends ``answer`` (to ``user``) back with what is wrong with it."""
+        reask = reask_message(errors)
+        extra = [
+            {"role": "assistant", "content": answer},
+            {"role": "user", "content": reask},
+        ]
+        content = estimate_tokens(user) + estimate_tokens(answer) + estimate_tokens(reask)
+        return self.build_message(user, content, extra)
+
+    def build_message(
+        self, user: str, content_tokens: int, follow_up: list[dict[str, str]] | None = None
+    ) -> CallRequest:
         params = dict(self._params)
         params["messages"] = [self._system_message, {"role": "user", "content": user}]
+        if follow_up:
+            params["messages"] += follow_up
         hashed = dumps_canonical(params)
         digest = self._hash_prefix.copy()
         digest.update(hashed)

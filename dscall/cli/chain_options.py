@@ -79,6 +79,55 @@ Pipeline = Annotated[
     ),
 ]
 
+SCHEMA = "Structured output"
+Schema = Annotated[
+    Path | None,
+    typer.Option(
+        "--schema",
+        metavar="FILE",
+        help="A JSON Schema file (object, properties, required, type, items, enum, nullable "
+        "as [\"T\", \"null\"]) the answers must follow: JSON mode on, each answer checked "
+        "and asked again with its errors; each top-level property becomes a typed column.",
+        rich_help_panel=SCHEMA,
+    ),
+]
+SchemaInline = Annotated[
+    str | None,
+    typer.Option(
+        "--schema-inline",
+        metavar="FIELDS",
+        help="The schema in short: 'title str, year int, score float, ok bool, tags "
+        "list[str], kind str(a|b), note str?, who {name str, role str}' (? = may be null).",
+        rich_help_panel=SCHEMA,
+    ),
+]
+SchemaRetries = Annotated[
+    int,
+    typer.Option(
+        "--schema-retries",
+        metavar="N",
+        min=0,
+        help="How often an answer that does not follow the schema is asked again, with its "
+        "errors, before its row fails with SchemaValidationError.",
+        rich_help_panel=SCHEMA,
+    ),
+]
+
+
+def schema_json(schema: Path | None, inline: str | None) -> str | None:
+    """The compact JSON Schema of --schema or --schema-inline (checked), or None."""
+    if schema is not None and inline is not None:
+        raise UsageError("give --schema or --schema-inline, not both")
+    if schema is not None:
+        from dscall.schema.spec import load_schema
+
+        return load_schema(schema).compact
+    if inline is not None:
+        from dscall.schema.inline import inline_schema
+
+        return inline_schema(inline).compact
+    return None
+
 
 def with_chain(
     settings: config.ProcessSettings,

@@ -284,6 +284,9 @@ def process(
     refine_prompt: chain_options.RefinePrompt = None,
     allow_partial: chain_options.AllowPartial = False,
     pipeline: chain_options.Pipeline = None,
+    schema: chain_options.Schema = None,
+    schema_inline: chain_options.SchemaInline = None,
+    schema_retries: chain_options.SchemaRetries = config.DEFAULT_SCHEMA_RETRIES,
 ) -> None:
     """Send every chunk of every document to the model and write the answers to Parquet.
 
@@ -309,6 +312,8 @@ def process(
                 json_mode=json_mode,
                 thinking=thinking,
                 stream=stream,
+                schema_json=chain_options.schema_json(schema, schema_inline),
+                schema_retries=schema_retries,
             ),
             call=config.CallSettings(
                 base_url=base_url,

@@ -11,7 +11,7 @@ A line holds who, what and how it went; never the API key, never the document or
 
     {"timestamp": "2026-11-05T10:11:12.345Z", "run_id": "...", "caller": "ann@host",
      "namespace": "default", "request_hash": "ab12...", "doc_path": "a/b.pdf",
-     "chunk_index": 0, "step": "map", "model": "deepseek-flash",
+     "chunk_index": 0, "step": "map", "reask": 0, "model": "deepseek-flash",
      "endpoint_host": "api.deepseek.com",
      "status": 200, "attempt": 1, "latency_ms": 812.5, "prompt_tokens": 900,
      "completion_tokens": 120, "cached": false, "error_type": null}
@@ -102,6 +102,7 @@ class AuditLog:
         cached: bool,
         error_type: str | None,
         step: str = "map",
+        reask: int = 0,
     ) -> None:
         """Queue one attempt's line; writes when the buffer is full or the interval passed."""
         now = time.time()
@@ -120,6 +121,7 @@ class AuditLog:
                 "doc_path": doc_path,
                 "chunk_index": chunk_index,
                 "step": step,
+                "reask": reask,
                 "model": model,
                 "endpoint_host": self._host,
                 "status": status,

@@ -81,13 +81,17 @@ def chunks_schema(include_text: bool = True) -> pa.Schema:
     return pa.schema(fields + _STATUS_FIELDS)
 
 
-def results_schema(include_text: bool = True) -> pa.Schema:
-    """Schema of ``dscall process --out``: one row per chunk and step (SPEC §6, §9)."""
+def results_schema(
+    include_text: bool = True, typed: Sequence[tuple[str, pa.DataType]] = ()
+) -> pa.Schema:
+    """Schema of ``dscall process --out``: one row per chunk and step (SPEC §6, §9), with a
+    ``--schema``'s ``typed`` columns after the answer (§10)."""
     fields = [pa.field("run_id", pa.string())] + _DOCUMENT_FIELDS
     fields += [pa.field("step", pa.string())] + _CHUNK_FIELDS
     if include_text:
         fields.append(_TEXT_FIELD)
     fields += _CALL_FIELDS
+    fields += [pa.field(name, kind) for name, kind in typed]
     return pa.schema(fields + _STATUS_FIELDS + _ACCOUNTING_FIELDS)
 
 
@@ -121,17 +125,17 @@ def documents_schema(step_columns: Sequence[str] = ()) -> pa.Schema:
 
 def _typed_getter(kind: type, names: list[str]) -> Callable[[Any], Sequence[Any]]:
     """The column values of a typed row, in ``names`` order, in one C call (attrgetter) when
-    every column is an attribute; else (a pipeline's ``<step>_output`` columns of a
-    ``DocumentRow``) the others from its ``extra``."""
+    every column is an attribute; else the others (a schema's typed columns, a pipeline's
+    ``<step>_output``) from its ``extra``."""
     fields = set(getattr(kind, "__slots__", ()))
     if all(name in fields for name in names):
         return attrgetter(*names)
-    if kind is not DocumentRow:
+    if "extra" not in fields:
         missing = [name for name in names if name not in fields]
         raise TypeError(f"{kind.__name__} has no column(s) {missing}")
 
-    def values(row: DocumentRow) -> list[Any]:
-        extra = row.extra
+    def values(row: ChunkRow | DocumentRow) -> list[Any]:
+        extra = row.extra or {}
         return [getattr(row, n) if n in fields else extra.get(n) for n in names]
 
     return values

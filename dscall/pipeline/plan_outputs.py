@@ -15,6 +15,7 @@ from typing import Any
 
 from dscall.calls.request import RequestBuilder
 from dscall.config import REORDER_WINDOW_MIN, ProcessSettings
+from dscall.errors import UsageError
 from dscall.output.merge import DocumentMerger
 from dscall.output.parquet import ParquetRowWriter, documents_schema, results_schema
 from dscall.output.rows import ReorderBuffer, RowBuilder
@@ -24,6 +25,7 @@ from dscall.plans.base import Plan
 from dscall.plans.chain import ChainPlan
 from dscall.plans.map import MapPlan
 from dscall.plans.steps import Step, compile_steps
+from dscall.plans.structured import Structured
 from dscall.stats import RunStats
 from dscall.types import ChunkRow, DocumentRow
 
@@ -39,6 +41,7 @@ class RunRequests:
 
     map: RequestBuilder | None  # --mode map
     steps: tuple[Step, ...]  # a chain
+    structured: Structured | None = None  # --schema: answers checked and asked again
 
     @property
     def step_names(self) -> list[str]:
@@ -47,8 +50,24 @@ class RunRequests:
 
 def run_requests(settings: ProcessSettings, source: str) -> RunRequests:
     namespace = settings.cache.namespace
+    structured = None
+    if settings.prompt.schema_json is not None:
+        if settings.steps:
+            raise UsageError(
+                "--schema applies to --mode map; a chain checks its answers per step "
+                "(a pipeline step's schema) in a later version"
+            )
+        structured = Structured(settings.prompt.schema_json, settings.prompt.schema_retries)
+        taken = set(results_schema(True).names)
+        clash = [name for name in structured.column_names if name in taken]
+        if clash:
+            raise UsageError(
+                f"--schema property {clash[0]!r} is also a dscall column of --out; "
+                "rename it in the schema"
+            )
     if not settings.steps:
-        return RunRequests(RequestBuilder(settings.prompt, namespace, source), ())
+        builder = RequestBuilder(settings.prompt, namespace, source)
+        return RunRequests(builder, (), structured)
     steps = compile_steps(
         settings.steps, settings.prompt, namespace, source, settings.chunk.chunk_tokens
     )
@@ -75,7 +94,8 @@ def open_plan(
 ) -> PlanOutputs:
     """Open the output writers (dropped by ``stack`` unless closed by hand) and the plan."""
     out = settings.output
-    writers = [ParquetRowWriter(out.out, results_schema(out.include_text), metadata)]
+    typed = requests.structured.schema.columns if requests.structured is not None else ()
+    writers = [ParquetRowWriter(out.out, results_schema(out.include_text, typed), metadata)]
     stack.callback(writers[0].abort)
     doc_writer = None
     if out.documents_out is not None:
@@ -95,7 +115,8 @@ def open_plan(
             if merger is not None:
                 merger.add(row)
 
-        plan = MapPlan(requests.map, rows, ReorderBuffer(sink, window), stats, notify)
+        reorder = ReorderBuffer(sink, window)
+        plan = MapPlan(requests.map, rows, reorder, stats, notify, requests.structured)
 
         def finish_map() -> None:
             plan.close()

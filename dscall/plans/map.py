@@ -20,8 +20,10 @@ from dscall.calls.request import RequestBuilder
 from dscall.errors import DocumentError
 from dscall.output.rows import ReorderBuffer, RowBuilder
 from dscall.plans.base import NO_JOBS, Cost, Job, changed_message, each_chunk
+from dscall.plans.structured import Structured, structured_job
 from dscall.stats import RunStats
 from dscall.types import (
+    CallRequest,
     Chunk,
     ChunkedDocument,
     ChunkRow,
@@ -38,12 +40,15 @@ class MapPlan:
         reorder: ReorderBuffer[ChunkRow],
         stats: RunStats,
         notify: Callable[[str], None],
+        structured: Structured | None = None,
     ) -> None:
         self._requests = requests
         self._rows = rows
         self._reorder = reorder
         self._stats = stats
         self._notify = notify
+        self._structured = structured
+        stats.schema_checked = structured is not None
 
     @property
     def full(self) -> bool:
@@ -69,6 +74,8 @@ class MapPlan:
         path = doc.source.rel_path
         request = self._requests.build(chunk, path)
         seq = self._reorder.assign()
+        if self._structured is not None:
+            return self._structured_job(doc, chunk, request, seq)
 
         def done(outcome: CallOutcome, cost: Cost) -> Iterable[Job]:
             self._reorder.put(seq, self._rows.chunk_row(doc, chunk, request, outcome, cost))
@@ -76,6 +83,27 @@ class MapPlan:
 
         return Job(
             request, RequestContext(path, chunk.index), done, lambda: self._reorder.skip(seq)
+        )
+
+    def _structured_job(
+        self, doc: ChunkedDocument, chunk: Chunk, request: CallRequest, seq: int
+    ) -> Job:
+        assert self._structured is not None
+        path = doc.source.rel_path
+
+        def make_row(outcome: CallOutcome, cost: Cost) -> ChunkRow:
+            return self._rows.chunk_row(doc, chunk, request, outcome, cost)
+
+        return structured_job(
+            self._structured,
+            self._requests,
+            self._requests.render_user_message(chunk, path),
+            request,
+            RequestContext(path, chunk.index),
+            make_row,
+            partial(self._reorder.put, seq),
+            partial(self._reorder.skip, seq),
+            self._stats,
         )
 
     def _document_failed(self, failed: FailedDocument) -> None:

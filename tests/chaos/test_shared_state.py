@@ -34,6 +34,7 @@ AUDIT_FIELDS = {
     "doc_path",
     "chunk_index",
     "step",
+    "reask",
     "model",
     "endpoint_host",
     "status",

@@ -28,6 +28,7 @@ FIELDS = [
     "doc_path",
     "chunk_index",
     "step",
+    "reask",
     "model",
     "endpoint_host",
     "status",
