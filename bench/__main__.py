@@ -8,7 +8,8 @@ chunking (item 7, bench/bench_extract.py and bench/bench_chunking.py), simulator
 simulator is never the bottleneck, bench/bench_simulator.py), and profile (a cProfile of the
 5,000-document run, bench/profile_run.py: not part of the default set, ask for it by name),
 and chain (--mode map-reduce: requests/s vs map mode, memory at 100,000 chunks, the seed's
-case as one chain; bench/bench_chain.py).
+case as one chain; bench/bench_chain.py), and schema (validation cost per answer of
+--schema, jsonschema beside fastjsonschema; bench/bench_schema.py).
 
 ``--quick`` shrinks items 1-6 and chain (one repeat, smaller corpora) for trying the suite
 out; its figures are not the ones to quote. Exit status: 0 when every benchmark ran (whatever
@@ -34,7 +35,7 @@ from bench.harness import BENCH_DIR, Row, print_table, stop_on_sigterm
 
 RESULTS = BENCH_DIR / "results.json"
 CLIENT_ITEMS = tuple(bench_client.ITEMS)
-DEFAULT = (*CLIENT_ITEMS, "extract", "chunking", "simulator", "chain")
+DEFAULT = (*CLIENT_ITEMS, "extract", "chunking", "simulator", "chain", "schema")
 OPTIONAL = ("profile",)
 LABELS = {"extract": "7 extract", "chunking": "7 chunking"}
 
@@ -129,6 +130,19 @@ def _chain_rows(f: dict[str, Any]) -> list[Row]:
     return [Row(r["item"], r["figure"], r["measured"], r["target"], r["pass"]) for r in f["rows"]]
 
 
+def _schema_rows(f: dict[str, Any]) -> list[Row]:
+    return [
+        Row(
+            "schema",
+            f"validation cost per answer, {name}{' (dscall)' if name == f['chosen'] else ''}",
+            f"valid {cost['valid']:.1f} µs, invalid {cost['invalid']:.1f} µs",
+            "",
+            None,
+        )
+        for name, cost in f["us_per_answer"].items()
+    ]
+
+
 # Each takes --quick (only chain has smaller sizes).
 def _run_extract(quick: bool) -> dict[str, Any]:
     from bench import bench_extract
@@ -160,6 +174,12 @@ def _run_chain(quick: bool) -> dict[str, Any]:
     return bench_chain.main(quick)
 
 
+def _run_schema(quick: bool) -> dict[str, Any]:
+    from bench import bench_schema
+
+    return bench_schema.main()
+
+
 OTHERS: dict[
     str, tuple[Callable[[bool], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]
 ] = {
@@ -168,6 +188,7 @@ OTHERS: dict[
     "simulator": (_run_simulator, _simulator_rows),
     "profile": (_run_profile, _profile_rows),
     "chain": (_run_chain, _chain_rows),
+    "schema": (_run_schema, _schema_rows),
 }
 
 
