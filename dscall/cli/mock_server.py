@@ -117,6 +117,14 @@ def mock_server(
             rich_help_panel=_FAULTS,
         ),
     ] = 0.0,
+    schema_violations: Annotated[
+        float,
+        typer.Option(
+            help="Probability that a first answer to a JSON Schema breaks it (a required field "
+            "missing, a wrong type, or prose around the JSON); re-asks always get a valid one.",
+            rich_help_panel=_FAULTS,
+        ),
+    ] = 0.0,
     keepalive_ms: Annotated[
         float,
         typer.Option(
@@ -162,7 +170,8 @@ def mock_server(
 
     Serves POST /chat/completions (also under /v1; streaming too), GET /models and GET
     /user/balance with Bearer auth, answers deterministically from each request's last user
-    message, and counts everything at GET /stats (POST /stats/reset zeroes it). Ctrl-C stops it.
+    message (in JSON mode with a schema in the system prompt, an object that follows it), and
+    counts everything at GET /stats (POST /stats/reset zeroes it). Ctrl-C stops it.
     """
 
     def command() -> int:
@@ -183,6 +192,7 @@ def mock_server(
             empty_rate=empty_rate,
             malformed_rate=malformed_rate,
             insufficient_rate=insufficient_rate,
+            schema_violations=schema_violations,
             keepalive_ms=keepalive_ms,
             keepalive_interval_ms=keepalive_interval_ms,
             balance_tokens=balance_tokens,

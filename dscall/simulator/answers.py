@@ -6,7 +6,7 @@ looking at a demo's output, can tell which chunk an output belongs to, and the s
 always gets the same answer. Tests call ``expected_answer(messages)`` to know what the
 simulator says before asking it. (Characters rather than a word count: counting words means
 splitting the whole chunk, which costs more than everything else the simulator does for a
-request.)
+request.) In JSON mode with a schema in the prompt, ``structured`` builds the answer instead.
 """
 
 from __future__ import annotations
@@ -53,12 +53,24 @@ def last_user_text(messages: Sequence[dict[str, Any]]) -> str:
     return ""
 
 
+def first_user_text(messages: Sequence[dict[str, Any]]) -> str:
+    """The first user message's text, or "" when there is none."""
+    for message in messages:
+        if message.get("role") == "user":
+            return message_text(message.get("content"))
+    return ""
+
+
 def chunk_text(messages: Sequence[dict[str, Any]]) -> str:
     """The chunk the answer is about: the last user message after its first blank line, when
     it has one. Prompt templates put the instruction first and the chunk last (dscall's
     default does, for the prefix cache's sake), so quoting the message's first words would
     quote the instruction, the same for every chunk."""
-    text = last_user_text(messages)
+    return chunk_of(last_user_text(messages))
+
+
+def chunk_of(text: str) -> str:
+    """The chunk in a user message's text (see ``chunk_text``)."""
     _, blank, rest = text.partition("\n\n")
     return rest if blank and rest.strip() else text
 
@@ -119,9 +131,11 @@ def build_answer(
     json_mode: bool = False,
     thinking: bool = False,
     max_tokens: int | None = None,
+    content: str | None = None,
 ) -> Answer:
     """The answer, with reasoning when ``thinking``, cut to ``max_tokens`` (which, as on
-    DeepSeek, covers reasoning and content together)."""
+    DeepSeek, covers reasoning and content together). ``content``: the full answer when the
+    caller built it (one that follows a schema), instead of ``expected_answer``'s."""
     budget = max_tokens
     reasoning: str | None = None
     reasoning_tokens = 0
@@ -132,9 +146,9 @@ def build_answer(
             return Answer("", reasoning, "length", reasoning_tokens, reasoning_tokens)
         if budget is not None:
             budget -= reasoning_tokens
-    content, content_tokens, cut = cut_to_tokens(
-        expected_answer(messages, json_mode=json_mode), budget
-    )
+    if content is None:
+        content = expected_answer(messages, json_mode=json_mode)
+    content, content_tokens, cut = cut_to_tokens(content, budget)
     if cut:
         finish = "length"
     return Answer(content, reasoning, finish, content_tokens + reasoning_tokens, reasoning_tokens)

@@ -4,7 +4,8 @@ Fields read on every request can be changed while the server runs (``sim.config.
 1.0}`` starts an outage, ``{}`` ends it): latency_ms, jitter, tokens_per_second,
 max_concurrency, rpm, retry_after_s, fail, fail_retry_after_s, reset_rate, stall_rate,
 empty_rate, malformed_rate, insufficient_rate, keepalive_ms, keepalive_interval_ms,
-balance_tokens, api_key, seed, stall_max_s, models, strict_models, retry_after_tolerance_s.
+balance_tokens, api_key, seed, stall_max_s, models, strict_models, retry_after_tolerance_s,
+schema_violations.
 Read once at start: prefix_cache_entries, max_tracked_bodies. A live change is not validated:
 call ``validate()`` after one whose values come from outside.
 """
@@ -57,6 +58,10 @@ class SimulatorConfig:
     empty_rate: float = 0.0  # 200 with a whitespace-only body
     malformed_rate: float = 0.0  # 200 with broken JSON
     insufficient_rate: float = 0.0  # finish_reason insufficient_system_resource
+    # Share of first answers to a schema (JSON mode) that break it: a required field missing,
+    # a wrong type, or prose around the JSON. Drawn apart from the faults above (an answer can
+    # be both reset and broken), so it is not part of their sum.
+    schema_violations: float = 0.0
     keepalive_ms: float = 0.0  # blank lines (`: keep-alive` when streaming) before the body
     keepalive_interval_ms: float = DEFAULT_KEEPALIVE_INTERVAL_MS
     balance_tokens: int | None = None  # 402 once this many tokens have been billed
@@ -98,6 +103,7 @@ class SimulatorConfig:
             total += _rate(f"--fail {status}", rate)
         for name in RATE_FIELDS:
             total += _rate(name, getattr(self, name))
+        _rate("schema_violations", self.schema_violations)
         if total > 1.0 + 1e-9:
             raise UsageError(f"fault rates add up to {total:g}; they must add up to at most 1")
         return self

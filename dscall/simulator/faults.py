@@ -43,6 +43,17 @@ def draws(seed: int, digest: bytes, attempt: int) -> tuple[float, float]:
     return first / _SCALE, second / _SCALE
 
 
+def schema_draws(seed: int, digest: bytes) -> tuple[float, float]:
+    """Two uniforms in [0, 1) for a schema violation (whether, then which), from the body's
+    digest bytes the fault draw does not read: so the schema violation rate leaves every
+    other fault where it was. Per body, not per attempt: a violation belongs to an answer, and
+    a transport retry of the same body gets the same answer."""
+    state = int.from_bytes(digest[8:16], "little") ^ (seed * _GOLDEN)
+    first = _mix(state & _MASK)
+    second = _mix((state + _GOLDEN) & _MASK)
+    return first / _SCALE, second / _SCALE
+
+
 def _mix(z: int) -> int:
     z = ((z ^ (z >> 30)) * _MIX1) & _MASK
     z = ((z ^ (z >> 27)) * _MIX2) & _MASK

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from dscall.chunking.tokens import estimate_tokens
-from dscall.simulator import faults
+from dscall.simulator import faults, structured
 from dscall.simulator.answers import Answer, build_answer, prompt_text
 from dscall.simulator.config import SimulatorConfig
 from dscall.simulator.prefix_cache import PrefixCache
@@ -112,11 +112,23 @@ class Planner:
         if fault == faults.INSUFFICIENT:
             answer = Answer("", None, INSUFFICIENT_REASON, 0, 0)
         else:
+            content = None
+            if chat.json_mode:
+                made = structured.schema_answer(
+                    chat.messages, config.schema_violations, config.seed, digest
+                )
+                if made is not None:
+                    content, violation = made
+                    if fault is None:  # counted as answers the client can read, like billing
+                        self.stats.schema_answers += 1
+                        if violation is not None:
+                            self.stats.schema_violations[violation] += 1
             answer = build_answer(
                 chat.messages,
                 json_mode=chat.json_mode,
                 thinking=chat.thinking,
                 max_tokens=chat.max_tokens,
+                content=content,
             )
         ident = f"chatcmpl-{digest[:12].hex()}{attempt:02x}"
         created = int(time.time())

@@ -48,6 +48,8 @@ class Stats:
         self.responses_by_status: Counter[int] = Counter()
         self.no_response = 0
         self.faults: Counter[str] = Counter()
+        self.schema_answers = 0  # JSON-mode answers to a schema, sent without a fault
+        self.schema_violations: Counter[str] = Counter()  # of those, broken on purpose, by kind
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.reasoning_tokens = 0
@@ -152,6 +154,8 @@ class Stats:
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "faults": dict(sorted(self.faults.items())),
+            "schema_answers": self.schema_answers,
+            "schema_violations": dict(sorted(self.schema_violations.items())),
             "tokens": {
                 "prompt": self.prompt_tokens,
                 "completion": self.completion_tokens,

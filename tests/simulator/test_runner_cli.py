@@ -136,7 +136,7 @@ def test_help_lists_every_flag() -> None:
         "--max-concurrency", "--rpm", "--retry-after", "--fail", "--fail-retry-after",
         "--reset-rate", "--stall-rate", "--stall-max-s", "--empty-rate", "--malformed-rate",
         "--insufficient-rate", "--keepalive-ms", "--keepalive-interval-ms", "--balance-tokens",
-        "--api-key", "--seed", "--strict-models",
+        "--schema-violations", "--api-key", "--seed", "--strict-models",
     ]  # fmt: skip
     for flag in flags:
         assert flag in result.output, flag
