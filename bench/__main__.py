@@ -131,7 +131,7 @@ def _chain_rows(f: dict[str, Any]) -> list[Row]:
 
 
 def _schema_rows(f: dict[str, Any]) -> list[Row]:
-    return [
+    rows = [
         Row(
             "schema",
             f"validation cost per answer, {name}{' (dscall)' if name == f['chosen'] else ''}",
@@ -141,6 +141,18 @@ def _schema_rows(f: dict[str, Any]) -> list[Row]:
         )
         for name, cost in f["us_per_answer"].items()
     ]
+    cpu = f["cpu"]
+    us = cpu["cpu_us_per_request"]
+    rows.append(
+        Row(
+            "schema",
+            "CPU per request, --schema / without",
+            f"{cpu['ratio']:.2f}x ({us['schema']} / {us['plain']} µs)",
+            f"<= {cpu['target']}x",
+            cpu["pass"],
+        )
+    )
+    return rows
 
 
 # Each takes --quick (only chain has smaller sizes).
@@ -175,9 +187,9 @@ def _run_chain(quick: bool) -> dict[str, Any]:
 
 
 def _run_schema(quick: bool) -> dict[str, Any]:
-    from bench import bench_schema
+    from bench import bench_schema, bench_schema_cpu
 
-    return bench_schema.main()
+    return {**bench_schema.main(), "cpu": bench_schema_cpu.main(quick)}
 
 
 OTHERS: dict[

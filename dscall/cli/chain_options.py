@@ -86,7 +86,7 @@ Schema = Annotated[
         "--schema",
         metavar="FILE",
         help="A JSON Schema file (object, properties, required, type, items, enum, nullable "
-        "as [\"T\", \"null\"]) the answers must follow: JSON mode on, each answer checked "
+        'as ["T", "null"]) the answers must follow: JSON mode on, each answer checked '
         "and asked again with its errors; each top-level property becomes a typed column.",
         rich_help_panel=SCHEMA,
     ),

@@ -123,22 +123,29 @@ def documents_schema(step_columns: Sequence[str] = ()) -> pa.Schema:
     )
 
 
-def _typed_getter(kind: type, names: list[str]) -> Callable[[Any], Sequence[Any]]:
-    """The column values of a typed row, in ``names`` order, in one C call (attrgetter) when
-    every column is an attribute; else the others (a schema's typed columns, a pipeline's
-    ``<step>_output``) from its ``extra``."""
+Getter = Callable[[Any], Sequence[Any]]
+
+
+def _typed_getter(kind: type, names: list[str]) -> tuple[Getter, list[str]]:
+    """How to read a typed row: a getter, and the column names in the order it gives them.
+
+    The attributes come in one C call (attrgetter); the columns that are not attributes (a
+    schema's typed columns, a pipeline's ``<step>_output``) after them, from the row's
+    ``extra``."""
     fields = set(getattr(kind, "__slots__", ()))
-    if all(name in fields for name in names):
-        return attrgetter(*names)
+    attributes = [name for name in names if name in fields]
+    others = [name for name in names if name not in fields]
+    if not others:
+        return attrgetter(*names), names
     if "extra" not in fields:
-        missing = [name for name in names if name not in fields]
-        raise TypeError(f"{kind.__name__} has no column(s) {missing}")
+        raise TypeError(f"{kind.__name__} has no column(s) {others}")
+    read = attrgetter(*attributes)
 
-    def values(row: ChunkRow | DocumentRow) -> list[Any]:
+    def values(row: ChunkRow | DocumentRow) -> tuple[Any, ...]:
         extra = row.extra or {}
-        return [getattr(row, n) if n in fields else extra.get(n) for n in names]
+        return (*read(row), *[extra.get(name) for name in others])
 
-    return values
+    return values, attributes + others
 
 
 def temp_path_for(target: Path) -> Path:
@@ -190,7 +197,9 @@ class ParquetRowWriter:
         self._columns: dict[str, list[Any]] = {name: [] for name in self._names}
         self._column_lists = [self._columns[name] for name in self._names]
         self._text_indexes = tuple(self._names.index(name) for name in self._text_names)
-        self._getters: dict[type, Callable[[Any], Sequence[Any]]] = {}
+        # Per typed-row class: its getter, the column lists in the getter's order, and where
+        # the long text columns are in it.
+        self._readers: dict[type, tuple[Getter, list[list[Any]], tuple[int, ...]]] = {}
         self._buffered = 0
         self._buffered_chars = 0
         # Updated by the caller until ``close()`` writes it (how the run ended is known last).
@@ -213,14 +222,16 @@ class ParquetRowWriter:
         if isinstance(row, Mapping):
             get = row.get
             values: Sequence[Any] = [get(name) for name in self._names]
+            lists, text_indexes = self._column_lists, self._text_indexes
         else:
-            getter = self._getters.get(type(row))
-            if getter is None:
-                getter = self._getters[type(row)] = _typed_getter(type(row), self._names)
+            reader = self._readers.get(type(row))
+            if reader is None:
+                reader = self._readers[type(row)] = self._reader(type(row))
+            getter, lists, text_indexes = reader
             values = getter(row)
-        for column, value in zip(self._column_lists, values, strict=True):
+        for column, value in zip(lists, values, strict=True):
             column.append(value)
-        for index in self._text_indexes:
+        for index in text_indexes:
             value = values[index]
             if value is not None:
                 self._buffered_chars += len(value)
@@ -230,6 +241,11 @@ class ParquetRowWriter:
             or self._buffered_chars >= self._row_group_text_chars
         ):
             self.flush()
+
+    def _reader(self, kind: type) -> tuple[Getter, list[list[Any]], tuple[int, ...]]:
+        getter, order = _typed_getter(kind, self._names)
+        lists = [self._columns[name] for name in order]
+        return getter, lists, tuple(order.index(name) for name in self._text_names)
 
     def write_many(self, rows: Iterable[Mapping[str, Any] | ChunkRow | DocumentRow]) -> None:
         for row in rows:
@@ -245,8 +261,8 @@ class ParquetRowWriter:
         except (OSError, pa.ArrowException) as exc:
             raise self._failed(exc) from exc
         self.rows_written += self._buffered
-        self._columns = {name: [] for name in self._names}
-        self._column_lists = [self._columns[name] for name in self._names]
+        for column in self._column_lists:  # emptied in place: the readers hold these lists
+            column.clear()
         self._buffered = 0
         self._buffered_chars = 0
 

@@ -18,8 +18,9 @@ is coerced: ``"2024"`` is not an integer, and the validator says so before this 
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -76,10 +77,36 @@ def arrow_type(sub: Mapping[str, Any]) -> pa.DataType:
 
 def row_values(schema: OutputSchema, obj: Mapping[str, Any] | None) -> dict[str, Any]:
     """The value of each top-level column for one answer (all None when there is none)."""
-    properties: Mapping[str, Any] = schema.schema["properties"]
     if obj is None:
         return {name: None for name, _ in schema.columns}
-    return {name: column_value(properties[name], obj.get(name)) for name, _ in schema.columns}
+    return {name: convert(obj.get(name)) for name, convert in _converters(schema)}
+
+
+@functools.lru_cache(maxsize=16)
+def _converters(schema: OutputSchema) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    """Per top-level column, ``column_value`` with the subschema's shape worked out once: a
+    row's values are then converted without walking the schema again (it runs per answer)."""
+    properties: Mapping[str, Any] = schema.schema["properties"]
+    return tuple((name, _converter(properties[name])) for name, _ in schema.columns)
+
+
+def _converter(sub: Mapping[str, Any]) -> Callable[[Any], Any]:
+    shape = _shape(sub)
+    if shape == "array":
+        item = _converter(sub["items"])
+        return lambda value: None if not isinstance(value, list) else [item(v) for v in value]
+    if shape == "object":
+        fields = tuple((name, _converter(prop)) for name, prop in sub["properties"].items())
+
+        def struct(value: Any) -> Any:
+            if not isinstance(value, Mapping):
+                return None
+            return {name: convert(value.get(name)) for name, convert in fields}
+
+        return struct
+    if shape == "string":
+        return lambda value: value if isinstance(value, str) else None
+    return functools.partial(column_value, sub)
 
 
 def column_value(sub: Mapping[str, Any], value: Any) -> Any:

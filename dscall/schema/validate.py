@@ -59,11 +59,13 @@ class Validator:
         self._validate = fastjsonschema.compile(
             definition, use_default=False, use_formats=False, fast_fail=False
         )
+        # One decoder for the run: json.loads with hooks builds a new one per call.
+        self._decode = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite).decode
 
     def check(self, text: str) -> tuple[dict[str, Any] | None, list[str]]:
         """The answer's object and no errors, or None and at most ``MAX_ERRORS`` errors."""
         try:
-            obj = json.loads(text.strip(), parse_constant=_reject_constant, parse_float=_finite)
+            obj = self._decode(text.strip())
         except json.JSONDecodeError as exc:
             return None, [f"not a JSON object: {exc.msg} at line {exc.lineno} column {exc.colno}"]
         except ValueError as exc:  # NaN, Infinity, 1e400

@@ -48,6 +48,15 @@ def schema_file(tmp_path: Path, schema: dict[str, Any] = SCHEMA) -> Path:
     return path
 
 
+def distinct_corpus(workspace: Workspace, documents: int = 100) -> None:
+    """One-chunk documents of distinct text: no two requests alike (no single flight)."""
+    for old in workspace.corpus.iterdir():
+        old.unlink()
+    for i in range(documents):
+        text = f"Note {i}. A team of {i * 7 + 3} people reviewed item {i * 13 + 5} on day {i}."
+        (workspace.corpus / f"note_{i:03d}.txt").write_text(text, encoding="utf-8")
+
+
 def audit(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -91,6 +100,7 @@ def test_typed_columns_read_back_in_pyarrow_and_duckdb(
 def test_violations_are_asked_again_until_every_row_is_valid(
     sim: SimulatorThread, workspace: Workspace, tmp_path: Path
 ) -> None:
+    distinct_corpus(workspace)
     sim.config.schema_violations = 0.3
     log = tmp_path / "audit.jsonl"
     summary = tmp_path / "summary.json"
@@ -118,6 +128,7 @@ def test_violations_are_asked_again_until_every_row_is_valid(
 def test_without_retries_the_violations_fail_their_rows_and_keep_the_answer(
     sim: SimulatorThread, workspace: Workspace, tmp_path: Path
 ) -> None:
+    distinct_corpus(workspace)
     sim.config.schema_violations = 0.3
     result = invoke(
         workspace.args(
@@ -128,11 +139,18 @@ def test_without_retries_the_violations_fail_their_rows_and_keep_the_answer(
     rows = read_rows(workspace.out)
     failed = [row for row in rows if row["status"] == "error"]
     assert 0.15 * len(rows) < len(failed) < 0.45 * len(rows)
+    broken = sum(recording_kinds(sim).values())
+    assert len(failed) == broken  # each answer the simulator broke failed its row
     for row in failed:
         assert row["error_type"] == "SchemaValidationError"
         assert row["output"]  # the raw answer, kept
         assert "does not follow the schema" in row["error_message"]
         assert row["title"] is None  # typed columns null where the answer failed
+
+
+def recording_kinds(sim: SimulatorThread) -> dict[str, int]:
+    kinds: dict[str, int] = sim.stats()["schema_violations"]
+    return kinds
 
 
 def test_the_schema_is_part_of_the_cache_key(
