@@ -243,6 +243,7 @@ class StepSettings:
     first_template: str | None = None  # refine: the first chunk's prompt (default: --prompt)
     reduce_tokens: int | None = None  # reduce: tokens of answers per call (default: chunk budget)
     where: str | None = None  # "FILE:LINE" of a pipeline file's step, for errors
+    schema_json: str | None = None  # the compact JSON Schema its answers must follow
 
 
 @dataclass(frozen=True, slots=True)

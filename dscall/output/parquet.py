@@ -95,10 +95,12 @@ def results_schema(
     return pa.schema(fields + _STATUS_FIELDS + _ACCOUNTING_FIELDS)
 
 
-def documents_schema(step_columns: Sequence[str] = ()) -> pa.Schema:
+def documents_schema(
+    step_columns: Sequence[str] = (), typed: Sequence[tuple[str, pa.DataType]] = ()
+) -> pa.Schema:
     """Schema of ``--documents-out``: one row per document, with its final answer (map mode:
-    the chunk answers in chunk order) and, for a pipeline, each document-level step's answer
-    (``step_columns``: ``<step>_output``)."""
+    the chunk answers in chunk order), for a pipeline each document-level step's answer
+    (``step_columns``: ``<step>_output``) and the typed columns of their schemas."""
     return pa.schema(
         [pa.field("run_id", pa.string())]
         + _DOCUMENT_FIELDS
@@ -111,6 +113,7 @@ def documents_schema(step_columns: Sequence[str] = ()) -> pa.Schema:
             pa.field("output", pa.string()),
         ]
         + [pa.field(name, pa.string()) for name in step_columns]
+        + [pa.field(name, kind) for name, kind in typed]
         + _STATUS_FIELDS
         + [
             pa.field("calls", pa.int32()),

@@ -9,9 +9,11 @@ the document's last step ends, to ``--documents-out``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import pyarrow as pa
 
 from dscall.calls.request import RequestBuilder
 from dscall.config import REORDER_WINDOW_MIN, ProcessSettings
@@ -47,6 +49,22 @@ class RunRequests:
     def step_names(self) -> list[str]:
         return [step.name for step in self.steps] if self.steps else ["map"]
 
+    @property
+    def output_columns(self) -> list[str]:
+        """A pipeline's ``<step>_output`` columns of the documents table."""
+        return [f"{step.name}_output" for step in self.steps if step.answers_document]
+
+    def typed(self, per_chunk: bool) -> list[tuple[str, pa.DataType]]:
+        """The schema columns of --out (``per_chunk``: a run's --schema, or its chunk-level
+        steps') or of --documents-out (its document-level steps')."""
+        if not self.steps:
+            return list(self.structured.schema.columns) if self.structured and per_chunk else []
+        columns: list[tuple[str, pa.DataType]] = []
+        for step in self.steps:
+            if step.structured is not None and step.per_chunk == per_chunk:
+                columns += step.structured.schema.columns
+        return columns
+
 
 def run_requests(settings: ProcessSettings, source: str) -> RunRequests:
     namespace = settings.cache.namespace
@@ -54,24 +72,35 @@ def run_requests(settings: ProcessSettings, source: str) -> RunRequests:
     if settings.prompt.schema_json is not None:
         if settings.steps:
             raise UsageError(
-                "--schema applies to --mode map; a chain checks its answers per step "
-                "(a pipeline step's schema) in a later version"
+                "--schema applies to --mode map; in a pipeline, give a step its own schema "
+                "(schema = FILE or schema_inline = ...)"
             )
         structured = Structured(settings.prompt.schema_json, settings.prompt.schema_retries)
-        taken = set(results_schema(True).names)
-        clash = [name for name in structured.column_names if name in taken]
-        if clash:
-            raise UsageError(
-                f"--schema property {clash[0]!r} is also a dscall column of --out; "
-                "rename it in the schema"
-            )
+        _no_clash(structured.schema.columns, results_schema(True).names, "--schema", "--out")
     if not settings.steps:
         builder = RequestBuilder(settings.prompt, namespace, source)
         return RunRequests(builder, (), structured)
     steps = compile_steps(
         settings.steps, settings.prompt, namespace, source, settings.chunk.chunk_tokens
     )
-    return RunRequests(None, steps)
+    planned = RunRequests(None, steps)
+    _no_clash(planned.typed(per_chunk=True), results_schema(True).names, "a pipeline step", "--out")
+    taken = documents_schema(planned.output_columns).names
+    _no_clash(planned.typed(per_chunk=False), taken, "a pipeline step", "--documents-out")
+    return planned
+
+
+def _no_clash(
+    columns: Sequence[tuple[str, pa.DataType]], taken: Sequence[str], whose: str, table: str
+) -> None:
+    """A schema's column may not take the name of another column of its table."""
+    seen = set(taken)
+    for name, _ in columns:
+        if name in seen:
+            raise UsageError(
+                f"schema property {name!r} ({whose}) is also a column of {table}; rename it"
+            )
+        seen.add(name)
 
 
 @dataclass(slots=True)
@@ -94,13 +123,13 @@ def open_plan(
 ) -> PlanOutputs:
     """Open the output writers (dropped by ``stack`` unless closed by hand) and the plan."""
     out = settings.output
-    typed = requests.structured.schema.columns if requests.structured is not None else ()
-    writers = [ParquetRowWriter(out.out, results_schema(out.include_text, typed), metadata)]
+    chunk_schema = results_schema(out.include_text, requests.typed(per_chunk=True))
+    writers = [ParquetRowWriter(out.out, chunk_schema, metadata)]
     stack.callback(writers[0].abort)
     doc_writer = None
     if out.documents_out is not None:
-        columns = [f"{step.name}_output" for step in requests.steps if step.answers_document]
-        schema = documents_schema(columns if settings.pipeline is not None else ())
+        columns = requests.output_columns if settings.pipeline is not None else []
+        schema = documents_schema(columns, requests.typed(per_chunk=False))
         doc_writer = ParquetRowWriter(out.documents_out, schema, metadata)
         stack.callback(doc_writer.abort)
         writers.append(doc_writer)

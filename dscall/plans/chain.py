@@ -26,6 +26,7 @@ from dscall.plans.base import Cost, Job, changed_message, each_chunk
 from dscall.plans.chain_state import DocumentRun, StepState, failed_document_row
 from dscall.plans.estimate import later_steps, output_allowance
 from dscall.plans.steps import Step
+from dscall.plans.structured import Checked, checked_job
 from dscall.stats import RunStats
 from dscall.types import (
     CallRequest,
@@ -175,13 +176,21 @@ class ChainPlan:
         run.open_jobs += 1
         self._release(run, request)
 
-        def done(outcome: CallOutcome, cost: Cost) -> list[Job]:
-            run.account(outcome, cost)
+        structured = state.step.structured
+
+        def done(outcome: CallOutcome, cost: Cost, checked: Checked | None = None) -> list[Job]:
+            run.account(outcome, cost, checked.asks if checked is not None else 1)
             if chunk is not None and seq is not None:
                 row = self._rows.chunk_row(run.doc, chunk, request, outcome, cost, state.step.name)
+                if checked is not None and structured is not None:
+                    checked.fill(row, structured)
+                    if state.step.kind == "refine" and checked.value is not None:
+                        state.value = checked.value  # the answer so far, as an object
                 self._chunk_rows.put(seq, row)
                 further = self._chunk_answered(run, state, chunk, outcome)
             else:
+                if checked is not None:
+                    state.value = checked.value
                 further = self._document_answered(run, state, position, outcome)
             if state.complete:
                 further += self._ready(run)
@@ -198,7 +207,11 @@ class ChainPlan:
             run.open_jobs -= 1
             self._maybe_finish(run)
 
-        return Job(request, context, done, dropped)
+        if structured is None:
+            return Job(request, context, done, dropped)
+        return checked_job(
+            structured, state.step.requests, request, context, done, dropped, self._stats
+        )
 
     def _chunk_answered(
         self, run: DocumentRun, state: StepState, chunk: Chunk, outcome: CallOutcome

@@ -15,6 +15,7 @@ from dscall.config import REDUCE_SEPARATOR
 from dscall.plans.base import Cost
 from dscall.plans.reduce import ReduceLevel
 from dscall.plans.steps import Step
+from dscall.schema.arrow import row_values
 from dscall.types import (
     CallRequest,
     Chunk,
@@ -43,6 +44,7 @@ class StepState:
     seqs: list[int] = field(default_factory=list)  # refine: the places of its rows
     chunks: Iterator[Chunk] | None = None  # refine: the chunks still to send
     level: ReduceLevel | None = None  # reduce: the level in progress
+    value: dict[str, object] | None = None  # a document-level answer's object (its schema's)
 
     def record_chunk(self, index: int, outcome: CallOutcome) -> None:
         response = outcome.response
@@ -97,8 +99,8 @@ class DocumentRun:
     def state(self, name: str) -> StepState:
         return self._by_name[name]
 
-    def account(self, outcome: CallOutcome, cost: Cost) -> None:
-        self.calls += 1
+    def account(self, outcome: CallOutcome, cost: Cost, calls: int = 1) -> None:
+        self.calls += calls
         response = outcome.response
         if response is None:
             return
@@ -183,6 +185,10 @@ class DocumentRun:
             for state in self.states
             if state.step.answers_document
         }
+        for state in self.states:  # a document-level step's schema: its typed columns
+            structured = state.step.structured
+            if structured is not None and state.step.answers_document:
+                row.extra.update(row_values(structured.schema, state.value))
         return row
 
     def _verdict(self) -> tuple[DocumentStatus, Failure | None, str | None]:

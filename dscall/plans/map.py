@@ -20,7 +20,7 @@ from dscall.calls.request import RequestBuilder
 from dscall.errors import DocumentError
 from dscall.output.rows import ReorderBuffer, RowBuilder
 from dscall.plans.base import NO_JOBS, Cost, Job, changed_message, each_chunk
-from dscall.plans.structured import Structured, structured_job
+from dscall.plans.structured import Checked, Structured, checked_job
 from dscall.stats import RunStats
 from dscall.types import (
     CallRequest,
@@ -88,20 +88,21 @@ class MapPlan:
     def _structured_job(
         self, doc: ChunkedDocument, chunk: Chunk, request: CallRequest, seq: int
     ) -> Job:
-        assert self._structured is not None
+        structured = self._structured
+        assert structured is not None
         path = doc.source.rel_path
 
-        def make_row(outcome: CallOutcome, cost: Cost) -> ChunkRow:
-            return self._rows.chunk_row(doc, chunk, request, outcome, cost)
+        def settle(outcome: CallOutcome, cost: Cost, checked: Checked) -> list[Job]:
+            row = self._rows.chunk_row(doc, chunk, request, outcome, cost)
+            self._reorder.put(seq, checked.fill(row, structured))
+            return []
 
-        return structured_job(
-            self._structured,
+        return checked_job(
+            structured,
             self._requests,
-            self._requests.render_user_message(chunk, path),
             request,
             RequestContext(path, chunk.index),
-            make_row,
-            partial(self._reorder.put, seq),
+            settle,
             partial(self._reorder.skip, seq),
             self._stats,
         )

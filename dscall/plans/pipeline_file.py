@@ -43,6 +43,8 @@ KEYS = (
     "input",
     "first_prompt",
     "reduce_tokens",
+    "schema",
+    "schema_inline",
 )
 # Keys that only some kinds take; a key another kind would ignore is an error, not a no-op.
 _ONLY: dict[str, tuple[str, ...]] = {
@@ -157,7 +159,27 @@ class _Block:
             first_template=get.string("first_prompt"),
             reduce_tokens=get.integer("reduce_tokens", 16),
             where=self.where,
+            schema_json=self._schema(get, label),
         )
+
+    def _schema(self, get: _Getter, label: str) -> str | None:
+        """The compact schema of ``schema`` (a JSON Schema file, relative to the pipeline) or
+        ``schema_inline`` (the short syntax of --schema-inline), checked."""
+        from dscall.schema.inline import inline_schema
+        from dscall.schema.spec import load_schema
+
+        file, inline = get.string("schema"), get.string("schema_inline")
+        if file is not None and inline is not None:
+            raise self.fail("schema_inline", f"{label}: give schema or schema_inline, not both")
+        key = "schema" if file is not None else "schema_inline"
+        try:
+            if file is not None:
+                return load_schema(self.path.parent / file).compact
+            if inline is not None:
+                return inline_schema(inline).compact
+        except UsageError as exc:
+            raise self.fail(key, f"{label}: {exc.message}") from exc
+        return None
 
     def _template(self, get: _Getter, kind: str, label: str) -> str:
         prompt, prompt_file = get.string("prompt"), get.string("prompt_file")

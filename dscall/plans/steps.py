@@ -32,6 +32,7 @@ from dscall.config import (
     StepSettings,
 )
 from dscall.errors import UsageError
+from dscall.plans.structured import Structured
 
 DOCUMENT_LEVEL = frozenset({"reduce", "refine", "document"})
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -44,6 +45,7 @@ class Step:
     first: RequestBuilder | None = None  # refine: the first chunk's request
     reads: tuple[str, ...] = ()  # reduce: its map step; document: the steps it reads
     reduce_tokens: int = 0
+    structured: Structured | None = None  # its answers follow a schema (SPEC §10)
 
     @property
     def name(self) -> str:
@@ -117,6 +119,8 @@ def compile_steps(
             if settings.where is None or exc.message.startswith(settings.where):
                 raise
             raise UsageError(f"{settings.where}: {exc.message}") from exc
+        if settings.schema_json is not None:
+            step = replace(step, structured=Structured(settings.schema_json, prompt.schema_retries))
         compiled.append(step)
         seen[settings.name] = settings
     return tuple(compiled)
@@ -230,6 +234,7 @@ def _prompt(prompt: PromptSettings, settings: StepSettings) -> PromptSettings:
         changes["temperature"] = settings.temperature
     if settings.json_mode is not None:
         changes["json_mode"] = settings.json_mode
+    changes["schema_json"] = settings.schema_json  # its own schema, or none
     return replace(prompt, **changes)  # type: ignore[arg-type]
 
 

@@ -1,21 +1,21 @@
 """Structured answers (SPEC §10): check each answer against the schema, ask again with what is
-wrong with it, and settle one row per chunk.
+wrong with it, and hand the plan one outcome per ask-until-valid.
 
 An answer that does not follow the schema is sent back, in the same conversation, with the
 validation errors (``--schema-retries`` times at most). Each re-ask is a job like any other:
 cached (so a rerun replays it), budgeted, retried and audited, with ``reask`` in its audit
-lines. The chunk's row is written once, when the last ask ends: its ``attempts``, tokens and
-``cost_usd`` cover every ask; a valid answer fills the schema's typed columns, and an answer
-still invalid after the last re-ask fails the row with ``SchemaValidationError``, the raw
-answer kept in ``output``.
+lines. The plan sees one outcome when the last ask ends: its attempts and tokens cover every
+ask (``cost`` too), with the answer's object when it is valid, or a ``SchemaValidationError``
+with the raw answer when the last re-ask still is not. Map mode and every step of a chain go
+through the same ``checked_job``.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from dscall.calls.caller import CallOutcome, RequestContext
 from dscall.calls.request import RequestBuilder
@@ -24,14 +24,14 @@ from dscall.schema.arrow import row_values
 from dscall.schema.spec import OutputSchema, parse_schema
 from dscall.schema.validate import Validator
 from dscall.stats import RunStats
-from dscall.types import CallRequest, ChunkRow
+from dscall.types import CallRequest, CallResponse, ChunkRow, Usage
 
 SCHEMA_ERROR = "SchemaValidationError"
 MAX_ERRORS_SHOWN = 3
 
 
 class Structured:
-    """The schema of a run's answers and how often an answer may be asked again."""
+    """A schema answers must follow and how often an answer may be asked again."""
 
     def __init__(self, schema_json: str, retries: int) -> None:
         self.schema: OutputSchema = parse_schema(json.loads(schema_json), "--schema")
@@ -42,111 +42,107 @@ class Structured:
     def column_names(self) -> list[str]:
         return [name for name, _ in self.schema.columns]
 
+    def values(self, checked: Checked) -> dict[str, Any]:
+        """The typed columns of an answer (all null when it failed)."""
+        return row_values(self.schema, checked.value)
+
+
+@dataclass(slots=True)
+class Checked:
+    """What the checking found: the answer's object, or the raw answer that failed."""
+
+    value: dict[str, Any] | None = None
+    raw: str | None = None
+    usage: Usage = field(default_factory=Usage)  # of every ask (a failed row shows it too)
+    asks: int = 1  # calls made: the first ask and its re-asks
+
+    def fill(self, row: ChunkRow, structured: Structured) -> ChunkRow:
+        """``row`` with the typed columns, or the raw answer kept and the tokens of the asks."""
+        row.extra = structured.values(self)
+        if self.raw is not None:
+            row.output = self.raw
+            row.prompt_tokens = self.usage.prompt_tokens
+            row.completion_tokens = self.usage.completion_tokens
+            row.cache_hit_tokens = self.usage.cache_hit_tokens
+            row.cache_miss_tokens = self.usage.cache_miss_tokens
+        return row
+
 
 @dataclass(slots=True)
 class _Asks:
-    """What the asks of one chunk have cost so far."""
+    """What the asks of one answer have cost so far."""
 
     attempts: int = 0
+    calls: int = 0
     cost: float | None = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cache_hit_tokens: int = 0
-    cache_miss_tokens: int = 0
+    usage: Usage = field(default_factory=Usage)
     all_cached: bool = True
 
     def add(self, outcome: CallOutcome, cost: Cost) -> None:
+        self.calls += 1
         self.attempts += outcome.attempts
         self.all_cached = self.all_cached and outcome.cached
         self.cost = None if cost is None or self.cost is None else self.cost + cost
         if outcome.response is not None:
-            usage = outcome.response.usage
-            self.prompt_tokens += usage.prompt_tokens
-            self.completion_tokens += usage.completion_tokens
-            self.cache_hit_tokens += usage.cache_hit_tokens
-            self.cache_miss_tokens += usage.cache_miss_tokens
+            u, more = self.usage, outcome.response.usage
+            self.usage = Usage(
+                u.prompt_tokens + more.prompt_tokens,
+                u.completion_tokens + more.completion_tokens,
+                u.cache_hit_tokens + more.cache_hit_tokens,
+                u.cache_miss_tokens + more.cache_miss_tokens,
+            )
+
+    def outcome(self, last: CallOutcome, response: CallResponse | None) -> CallOutcome:
+        return replace(last, response=response, attempts=self.attempts, cached=self.all_cached)
 
 
-def structured_job(
+Settle = Callable[[CallOutcome, Cost, Checked], list[Job]]
+
+
+def _user_message(request: CallRequest) -> str:
+    """The first ask's user message, read back from its body (only a re-ask needs it)."""
+    messages = json.loads(request.body)["messages"]
+    return str(messages[1]["content"])
+
+
+def checked_job(
     structured: Structured,
     requests: RequestBuilder,
-    user: str,
     request: CallRequest,
     context: RequestContext,
-    make_row: Callable[[CallOutcome, Cost], ChunkRow],
-    put: Callable[[ChunkRow], None],
+    settle: Settle,
     drop: Callable[[], None],
     stats: RunStats,
 ) -> Job:
-    """The first ask of a chunk; its outcome leads to a re-ask or to the chunk's row."""
+    """The first ask of an answer; ``settle`` gets the outcome once the asking is over."""
     asks = _Asks()
+    first = request
 
     def ask(request: CallRequest, context: RequestContext, left: int) -> Job:
         def done(outcome: CallOutcome, cost: Cost) -> list[Job]:
             asks.add(outcome, cost)
             response = outcome.response
-            if response is None:  # the call itself failed: the row says why, as without schema
-                put(_totals(make_row(outcome, asks.cost), asks))
-                return []
+            if response is None:  # the call itself failed: its row says why, as without schema
+                return settle(asks.outcome(outcome, None), asks.cost, Checked(asks=asks.calls))
             value, errors = structured.validator.check(response.output)
             if not errors:
-                row = _totals(make_row(outcome, asks.cost), asks)
-                row.extra = row_values(structured.schema, value)
-                put(row)
-                return []
+                whole = replace(response, usage=asks.usage)
+                checked = Checked(value=value, asks=asks.calls)
+                return settle(asks.outcome(outcome, whole), asks.cost, checked)
             if left > 0:
                 stats.schema_reasks += 1
-                again = requests.build_reask(user, response.output, errors)
-                number = context.reask + 1
-                return [ask(again, replace(context, reask=number), left - 1)]
+                again = requests.build_reask(_user_message(first), response.output, errors)
+                return [ask(again, replace(context, reask=context.reask + 1), left - 1)]
             stats.schema_invalid += 1
-            put(_invalid(make_row, outcome, asks, errors))
-            return []
+            shown = "; ".join(errors[:MAX_ERRORS_SHOWN])
+            failed = replace(
+                asks.outcome(outcome, None),
+                error_type=SCHEMA_ERROR,
+                error_message=f"the answer does not follow the schema: {shown}",
+            )
+            checked = Checked(raw=response.output, usage=asks.usage, asks=asks.calls)
+            return settle(failed, asks.cost, checked)
 
         return Job(request, context, done, drop)
 
     return ask(request, context, structured.retries)
-
-
-def _totals(row: ChunkRow, asks: _Asks) -> ChunkRow:
-    """``row`` of the last ask, with the attempts, tokens and cost of every ask."""
-    row.attempts = asks.attempts
-    row.cached = asks.all_cached
-    row.cost_usd = asks.cost
-    if row.status == "ok":
-        row.prompt_tokens = asks.prompt_tokens
-        row.completion_tokens = asks.completion_tokens
-        row.cache_hit_tokens = asks.cache_hit_tokens
-        row.cache_miss_tokens = asks.cache_miss_tokens
-    return row
-
-
-def _invalid(
-    make_row: Callable[[CallOutcome, Cost], ChunkRow],
-    outcome: CallOutcome,
-    asks: _Asks,
-    errors: list[str],
-) -> ChunkRow:
-    """The row of a chunk whose last answer still does not follow the schema."""
-    assert outcome.response is not None
-    answer = outcome.response.output
-    shown = "; ".join(errors[:MAX_ERRORS_SHOWN])
-    failed = CallOutcome(
-        None,
-        SCHEMA_ERROR,
-        f"the answer does not follow the schema: {shown}",
-        outcome.attempts,
-        outcome.cached,
-        outcome.latency_ms,
-        outcome.started_at,
-        outcome.finished_at or time.time(),
-    )
-    row = make_row(failed, asks.cost)
-    row.output = answer  # the raw answer, kept
-    row.response_model = outcome.response.response_model
-    row.finish_reason = outcome.response.finish_reason
-    row.prompt_tokens = asks.prompt_tokens
-    row.completion_tokens = asks.completion_tokens
-    row.cache_hit_tokens = asks.cache_hit_tokens
-    row.cache_miss_tokens = asks.cache_miss_tokens
-    return _totals(row, asks)

@@ -171,7 +171,7 @@ def test_the_schema_is_part_of_the_cache_key(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--schema-inline", "status str"], "'status' is also a dscall column"),
+        (["--schema-inline", "status str"], "'status' (--schema) is also a column of --out"),
         (["--schema-inline", "title str", "--schema", "x.json"], "not both"),
         (["--schema-inline", "title str", "--mode", "refine"], "--schema applies to --mode map"),
     ],
@@ -192,4 +192,60 @@ def test_an_unsupported_keyword_is_named(
     result = invoke(workspace.args(sim, "--schema", str(schema_file(tmp_path, bad))))
     assert result.exit_code == 2, result.stderr
     assert "minimum" in result.stderr
+    assert sim.stats()["requests_received"] == 0
+
+
+def test_a_pipeline_reduce_with_a_schema_writes_a_typed_documents_table(
+    sim: SimulatorThread, workspace: Workspace, tmp_path: Path
+) -> None:
+    sim.config.schema_violations = 0.2  # re-asks inside a chain too
+    pipeline = tmp_path / "facts.toml"
+    pipeline.write_text(
+        '[[steps]]\nname = "facts"\nkind = "map"\nprompt = "Facts as JSON: {text}"\n'
+        'schema_inline = "topic str, people int, words list[str]"\n\n'
+        '[[steps]]\nname = "merged"\nkind = "reduce"\ninput = "facts"\n'
+        'prompt = "Merge these JSON objects into one: {outputs}"\n'
+        'schema_inline = "topic str, total int, kind str(report|notes), who list[{name str}]"\n',
+        encoding="utf-8",
+    )
+    docs_out = tmp_path / "docs.parquet"
+    result = invoke(
+        workspace.args(
+            sim, "--pipeline", str(pipeline), "--documents-out", str(docs_out), "--quiet"
+        )
+    )
+    assert result.exit_code == 0, result.stderr
+    chunk_schema = pq.read_schema(workspace.out)
+    assert chunk_schema.field("people").type == pa.int64()
+    assert chunk_schema.field("words").type == pa.list_(pa.string())
+    doc_schema = pq.read_schema(docs_out)
+    assert doc_schema.field("total").type == pa.int64()
+    assert doc_schema.field("kind").type == pa.string()
+    who = doc_schema.field("who").type
+    assert pa.types.is_list(who)
+    assert pa.types.is_struct(who.value_type)
+    docs = read_rows(docs_out)
+    assert docs
+    for doc in docs:
+        assert doc["status"] == "ok", doc
+        merged = json.loads(doc["merged_output"])  # the reduce's object, whole
+        assert {k: doc[k] for k in ("topic", "total", "kind", "who")} == merged
+    rows = read_rows(workspace.out)
+    assert all(row["status"] == "ok" and row["people"] is not None for row in rows)
+    assert sim.stats()["schema_violations"]  # some first answers were broken, and mended
+
+
+def test_a_schema_property_may_not_take_a_documents_column(
+    sim: SimulatorThread, workspace: Workspace, tmp_path: Path
+) -> None:
+    pipeline = tmp_path / "clash.toml"
+    pipeline.write_text(
+        '[[steps]]\nname = "m"\nkind = "map"\n\n'
+        '[[steps]]\nname = "r"\nkind = "reduce"\nprompt = "All: {outputs}"\n'
+        'schema_inline = "calls int"\n',
+        encoding="utf-8",
+    )
+    result = invoke(workspace.args(sim, "--pipeline", str(pipeline)))
+    assert result.exit_code == 2, result.stderr
+    assert "'calls' (a pipeline step) is also a column of --documents-out" in result.stderr
     assert sim.stats()["requests_received"] == 0

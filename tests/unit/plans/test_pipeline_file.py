@@ -163,7 +163,7 @@ def test_lines_inside_a_multi_line_prompt_are_no_keys(tmp_path: Path) -> None:
 
 KNOWN = (
     "name, kind, prompt, prompt_file, model, max_tokens, temperature, json, input, "
-    "first_prompt, reduce_tokens"
+    "first_prompt, reduce_tokens, schema, schema_inline"
 )
 
 
@@ -201,6 +201,13 @@ KNOWN = (
         (MAP + 'input = "x"\n', 4, "input is for reduce and document steps"),
         (MAP + 'first_prompt = "x"\n', 4, "first_prompt is for refine steps"),
         (MAP + "reduce_tokens = 100\n", 4, "reduce_tokens is for reduce steps"),
+        (MAP + 'schema = "nope.json"\n', 4, "step 'summary': --schema "),
+        (MAP + 'schema_inline = "year intt"\n', 4, "step 'summary':"),
+        (
+            MAP + 'schema = "a.json"\nschema_inline = "x str"\n',
+            5,
+            "step 'summary': give schema or schema_inline, not both",
+        ),
         (
             MAP + '\n[[steps]]\nname = "r"\nkind = "reduce"\nprompt = "{outputs}"\n'
             "reduce_tokens = 8\n",
