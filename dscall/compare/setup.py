@@ -12,6 +12,7 @@ from typing import Any
 
 from dscall.calls.cache import ResultCache
 from dscall.calls.request import PromptTemplate, RequestBuilder, answer_source
+from dscall.chunking.tokens import estimate_tokens
 from dscall.compare.judge import judge_template
 from dscall.compare.plan import Variant
 from dscall.compare.sample import Sample, draw_sample
@@ -20,7 +21,7 @@ from dscall.documents.stage import front_half
 from dscall.plans.structured import Structured
 from dscall.pricing import PriceTable
 from dscall.stats import FrontTally, RunStats
-from dscall.types import Chunk, ChunkedDocument, FailedDocument
+from dscall.types import CallRequest, Chunk, ChunkedDocument, FailedDocument
 
 Notify = Callable[[str], None]
 
@@ -123,65 +124,80 @@ async def sampled_chunks(
                     yield outcome, chunk
 
 
+def _line(name: str) -> dict[str, Any]:
+    return {"variant": name, "calls": 0, "cached": 0, "prompt_tokens": 0, "max_output_tokens": 0}
+
+
 async def estimate(
     settings: CompareSettings, built: Built, sample: Sample, prices: PriceTable, notify: Notify
 ) -> dict[str, Any]:
     """What the comparison would send and cost: each variant's requests built for real (the
-    cached ones counted apart); the judge's from the answers' allowance (``max_tokens``)."""
+    cached ones counted apart). The judge's requests too, and looked up, for a chunk whose
+    answers are all in the cache (without a schema: a checked answer may be a re-ask's);
+    otherwise estimated with both answers at their ``max_tokens`` allowance."""
     base = settings.base
     now = datetime.now(timezone.utc)
     cache = None
     if base.cache.enabled and not base.cache.refresh:
         cache = ResultCache(base.cache.directory, base.cache.namespace)
-    rows: dict[str, dict[str, Any]] = {
-        v.name: {"variant": v.name, "calls": 0, "cached": 0, "prompt_tokens": 0,
-                 "max_output_tokens": 0} for v in built.variants
-    }  # fmt: skip
+    lines = {variant.name: _line(variant.name) for variant in built.variants}
+    judged = _line("judge")
+    judge = built.judge
+    allowance = base.prompt.max_tokens or 0
     chunks = 0
-    judge_prompt = 0
     try:
         async for doc, chunk in sampled_chunks(settings, sample, notify):
             chunks += 1
-            judge_prompt += chunk.tokens
+            answers: dict[str, str | None] = {}
             for variant in built.variants:
                 request = variant.requests.build(chunk, doc.source.rel_path)
-                row = rows[variant.name]
-                if cache is not None and cache.get(request.request_hash) is not None:
-                    row["cached"] += 1
-                    continue
-                row["calls"] += 1
-                row["prompt_tokens"] += request.estimated_prompt_tokens
-                row["max_output_tokens"] += request.max_tokens or 0
+                hit = cache.get(request.request_hash) if cache is not None else None
+                answers[variant.name] = hit.output if hit is not None else None
+                _count(lines[variant.name], request, hit is not None)
+            if judge is None:
+                continue
+            for first, second in combinations(built.variants, 2):
+                one, two = answers[first.name], answers[second.name]
+                for a, b in ((one, two), (two, one)):
+                    if a is None or b is None or built.structured is not None:
+                        judged["calls"] += 1
+                        judged["prompt_tokens"] += judge.estimated_prompt_tokens(
+                            chunk.tokens + 2 * allowance
+                        )
+                        judged["max_output_tokens"] += judge.prompt.max_tokens or 0
+                        continue
+                    values = {"question": chunk.text, "answer_a": a, "answer_b": b}
+                    tokens = chunk.tokens + estimate_tokens(a) + estimate_tokens(b)
+                    request = judge.build_values(values, tokens)
+                    hit = cache.get(request.request_hash) if cache is not None else None
+                    _count(judged, request, hit is not None)
     finally:
         if cache is not None:
             cache.close()
-    lines = list(rows.values())
-    for line, variant in zip(lines, built.variants, strict=True):
+    models = [variant.requests.prompt.model for variant in built.variants]
+    rows = list(lines.values())
+    if judge is not None:
+        rows.append(judged)
+        models.append(judge.prompt.model)
+    for line, model in zip(rows, models, strict=True):
         line["max_cost_usd"] = prices.estimate(
-            variant.requests.prompt.model, line["prompt_tokens"], line["max_output_tokens"], now
+            model, line["prompt_tokens"], line["max_output_tokens"], now
         )
-    if built.judge is not None:
-        judge = built.judge
-        pairs = len(list(combinations(built.variants, 2)))
-        allowance = base.prompt.max_tokens or 0
-        calls = 2 * pairs * chunks
-        prompt = calls * judge.estimated_prompt_tokens(2 * allowance) + 2 * pairs * judge_prompt
-        output = calls * (judge.prompt.max_tokens or 0)
-        lines.append(
-            {
-                "variant": "judge",
-                "calls": calls,
-                "cached": 0,  # not known before the answers are
-                "prompt_tokens": prompt,
-                "max_output_tokens": output,
-                "max_cost_usd": prices.estimate(judge.prompt.model, prompt, output, now),
-            }
-        )
-    costs = [line["max_cost_usd"] for line in lines]
+    lines_out = rows
+    costs = [line["max_cost_usd"] for line in lines_out]
     return {
         "dry_run": True,
         "chunks": chunks,
         "documents": sample.documents,
-        "lines": lines,
+        "lines": lines_out,
         "max_cost_usd": None if None in costs else sum(costs),
     }
+
+
+def _count(line: dict[str, Any], request: CallRequest, cached: bool) -> None:
+    if cached:
+        line["cached"] += 1
+        return
+    line["calls"] += 1
+    line["prompt_tokens"] += request.estimated_prompt_tokens
+    line["max_output_tokens"] += request.max_tokens or 0

@@ -209,6 +209,16 @@ def test_dry_run_prices_the_comparison_and_sends_nothing(
     assert calls == {"short": 7, "strict": 7, "judge": 14}
     assert estimate["max_cost_usd"] > 0
     assert "dry run" in result.stdout
+    # Once the comparison ran, a dry run finds every answer and every judge call cached.
+    assert invoke(args[: args.index("--dry-run")]).exit_code == 0
+    sent = len(kept.requests())
+    assert sent == 28
+    again = invoke(args)
+    assert again.exit_code == 0, again.output
+    lines = summary(workspace)["lines"]
+    assert [(line["calls"], line["cached"]) for line in lines] == [(0, 7), (0, 7), (0, 14)]
+    assert summary(workspace)["max_cost_usd"] == 0.0
+    assert len(kept.requests()) == sent
 
 
 def test_model_variants_cross_prompt_variants(
@@ -273,3 +283,35 @@ def test_a_judge_prompt_must_hold_both_answers(
     result = invoke([*compare_args(workspace, kept, prompts), "--judge-prompt", str(bad)])
     assert result.exit_code == 2
     assert "lacks {question} {answer_b}" in result.stderr
+
+
+def test_with_a_schema_the_report_gives_each_variant_its_schema_valid_rate(
+    workspace: Workspace, prompts: dict[str, Path]
+) -> None:
+    config = SimulatorConfig(schema_violations=0.5, seed=5)
+    with SimulatorThread(config) as sim:
+        args = compare_args(
+            workspace,
+            sim,
+            prompts,
+            "--schema-inline",
+            "title str, year int",
+            "--schema-retries",
+            "0",
+        )
+        result = invoke(args)
+    assert result.exit_code == 0, result.output
+    rows = read_rows(workspace.out)
+    report = {line["variant"]: line for line in summary(workspace)["variants"]}
+    invalid = 0
+    for name in ("short", "strict"):
+        mine = answers(rows, name)
+        valid = [row for row in mine if row["schema_valid"]]
+        broken = [row for row in mine if row["schema_valid"] is False]
+        invalid += len(broken)
+        assert all(row["error_type"] == "SchemaValidationError" for row in broken)
+        assert all(row["output"] for row in broken)  # the raw answer is kept
+        assert report[name]["schema_valid"] == len(valid)
+        assert report[name]["schema_valid_rate"] == pytest.approx(len(valid) / len(mine))
+    assert invalid > 0
+    assert "schema valid" in result.stdout
