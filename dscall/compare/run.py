@@ -76,20 +76,30 @@ async def run_compare(
     if not sample.picked:
         raise UsageError("the inputs hold no chunk to sample (no document has text)")
     if base.dry_run:
-        estimated = await estimate(settings, built, sample, prices, notify)
+        estimated = await estimate(settings, built, sample, prices)
         estimated.update(run_id=None, exit_code=EXIT_OK)  # what marks a dscall summary
         return CompareResult("", EXIT_OK, None, _with_sample(estimated, sample))
-    if not base.mock:
-        key = resolve_api_key(api_key, mock=False)
-        return await _run(settings, built, sample, prices, key, stats, notify)
-    from dscall.simulator import SimulatorConfig, start_simulator
+    from dscall.fdlimit import fit_to_fd_limit
+    from dscall.output.lock import OutputLock
 
-    async with start_simulator(SimulatorConfig()) as sim:
-        call = replace(base.call, base_url=sim.base_url)
-        mocked = replace(settings, base=replace(base, call=call))
-        built = build(mocked)
-        key = resolve_api_key(api_key, mock=True)
-        return await _run(mocked, built, sample, prices, key, stats, notify)
+    # Before any socket or worker of the run is opened; one writer of --out at a time.
+    settings = replace(settings, base=fit_to_fd_limit(base, notify))
+    async with OutputLock([base.output.out], wait=False, notify=notify):
+        if not base.mock:
+            key = resolve_api_key(api_key, mock=False)
+            return await _run(settings, built, sample, prices, key, stats, notify)
+        from dscall.simulator import SimulatorConfig, start_simulator
+
+        async with start_simulator(SimulatorConfig()) as sim:
+            call = replace(settings.base.call, base_url=sim.base_url)
+            mocked = replace(settings, base=replace(settings.base, call=call))
+            built = build(mocked)
+            key = resolve_api_key(api_key, mock=True)
+            return await _run(mocked, built, sample, prices, key, stats, notify)
+
+
+def _silent(message: str) -> None:
+    """Notes of the second reading of the corpus (the first one told them)."""
 
 
 def _with_sample(summary: dict[str, Any], sample: Sample) -> dict[str, Any]:
@@ -184,8 +194,10 @@ async def _run(
         engine = Engine(caller, plan, Ledger(prices, stats, budget), budget, balance, notify)
         control.engine = engine
         with signals_stop(control):
+            # The corpus read again: what discovery passes over was told when the sample
+            # was drawn, so its notes are not repeated.
             async with front_half(
-                base.inputs, base.discovery, base.extract, base.chunk, FrontTally(), notify
+                base.inputs, base.discovery, base.extract, base.chunk, FrontTally(), _silent
             ) as front:
                 await engine.run(front.outcomes)
             control.writing = True

@@ -4,6 +4,7 @@ the dry run's estimate of what it would cost."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ from dscall.compare.judge import judge_template
 from dscall.compare.plan import Variant
 from dscall.compare.sample import Sample, draw_sample
 from dscall.config import JUDGE_SYSTEM_PROMPT, ProcessSettings
-from dscall.documents.stage import front_half
+from dscall.documents.stage import FrontHalf, front_half
 from dscall.plans.structured import Structured
 from dscall.pricing import PriceTable
 from dscall.stats import FrontTally, RunStats
@@ -91,7 +92,9 @@ def build(settings: CompareSettings) -> Built:
     return Built(variants, judge, structured)
 
 
-def _front(base: ProcessSettings, tally: FrontTally, notify: Notify) -> Any:
+def _front(
+    base: ProcessSettings, tally: FrontTally, notify: Notify
+) -> contextlib.AbstractAsyncContextManager[FrontHalf]:
     return front_half(base.inputs, base.discovery, base.extract, base.chunk, tally, notify)
 
 
@@ -108,13 +111,14 @@ async def draw(settings: CompareSettings, stats: RunStats, notify: Notify) -> Sa
 
 
 async def sampled_chunks(
-    settings: CompareSettings, sample: Sample, notify: Notify
+    settings: CompareSettings, sample: Sample
 ) -> AsyncIterator[tuple[ChunkedDocument, Chunk]]:
-    """The sample's chunks, with their documents, read again (for the dry run)."""
+    """The sample's chunks, with their documents, read again (for the dry run); notes about
+    the corpus were told when the sample was drawn."""
     picked: dict[str, set[int]] = {}
     for path, index in sample.picked:
         picked.setdefault(path, set()).add(index)
-    async with _front(settings.base, FrontTally(), notify) as front:
+    async with _front(settings.base, FrontTally(), lambda message: None) as front:
         async for outcome in front.outcomes:
             wanted = picked.get(outcome.source.rel_path)
             if not wanted or isinstance(outcome, FailedDocument):
@@ -129,7 +133,7 @@ def _line(name: str) -> dict[str, Any]:
 
 
 async def estimate(
-    settings: CompareSettings, built: Built, sample: Sample, prices: PriceTable, notify: Notify
+    settings: CompareSettings, built: Built, sample: Sample, prices: PriceTable
 ) -> dict[str, Any]:
     """What the comparison would send and cost: each variant's requests built for real (the
     cached ones counted apart). The judge's requests too, and looked up, for a chunk whose
@@ -146,7 +150,7 @@ async def estimate(
     allowance = base.prompt.max_tokens or 0
     chunks = 0
     try:
-        async for doc, chunk in sampled_chunks(settings, sample, notify):
+        async for doc, chunk in sampled_chunks(settings, sample):
             chunks += 1
             answers: dict[str, str | None] = {}
             for variant in built.variants:

@@ -315,3 +315,16 @@ def test_with_a_schema_the_report_gives_each_variant_its_schema_valid_rate(
         assert report[name]["schema_valid_rate"] == pytest.approx(len(valid) / len(mine))
     assert invalid > 0
     assert "schema valid" in result.stdout
+
+
+def test_a_budget_stops_the_comparison_and_keeps_what_finished(
+    workspace: Workspace, kept: SimulatorThread, prompts: dict[str, Path]
+) -> None:
+    result = invoke([*compare_args(workspace, kept, prompts), "--budget-usd", "0.001"])
+    assert result.exit_code == 3, result.output
+    report = summary(workspace)
+    assert report["complete"] is False
+    assert "budget" in report["stop_reason"]
+    rows = read_rows(workspace.out)
+    assert len(rows) == len(kept.requests()) < 14
+    assert sum(line["answers"] for line in report["variants"]) == len(rows)
