@@ -3,5 +3,7 @@
 Modules: ``sample`` (the deterministic, stratified sample), ``judge`` (the judge's prompt, its
 verdicts, win/tie/loss and their interval), ``plan`` (the jobs: one per chunk and variant,
 then the judge calls), ``table`` (the Parquet of every answer), ``report`` (the figures per
-variant, the terminal table and the summary JSON), ``run`` (the composition root).
+variant and per pair, from the rows alone), ``setup`` (settings, request builders, drawing
+the sample, the dry run's estimate), ``run`` (the composition root). The terminal table and
+the summary JSON are ``cli/compare_run.py``'s.
 """

@@ -75,6 +75,11 @@ async def run_compare(
     sample = await draw(settings, stats, notify)
     if not sample.picked:
         raise UsageError("the inputs hold no chunk to sample (no document has text)")
+    notify(
+        f"sample: {len(sample.picked)} chunks of {sample.documents} documents "
+        f"({sample.available} chunks in all), {len(built.variants)} variants"
+        + (", judged both ways round" if built.judge is not None else "")
+    )
     if base.dry_run:
         estimated = await estimate(settings, built, sample, prices)
         estimated.update(run_id=None, exit_code=EXIT_OK)  # what marks a dscall summary
