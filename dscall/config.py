@@ -87,6 +87,15 @@ DEFAULT_REFINE_PROMPT = (
 REDUCE_SEPARATOR = "\n\n"
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_SCHEMA_RETRIES = 2
+# dscall compare: the sample drawn by default, and the judge's system prompt. The simulator
+# knows the judge by this prompt (simulator/judge.py) and gives it a verdict, not a summary.
+DEFAULT_COMPARE_SAMPLE = 50
+DEFAULT_COMPARE_SEED = 0
+JUDGE_SYSTEM_PROMPT = (
+    "You are an impartial judge comparing two answers, A and B, to the same request. "
+    "Judge their content, not their position or length. End your answer with one line "
+    "holding only your verdict: A, B or tie."
+)
 DEFAULT_CONCURRENCY = 32
 DEFAULT_MAX_CONCURRENCY = 256
 DEFAULT_MAX_RETRIES = 6

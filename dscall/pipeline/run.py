@@ -158,7 +158,7 @@ async def _run(
         )
         balance = None
         if settings.preflight:
-            info = await _preflight(backend, settings, notify)
+            info = await preflight(backend, settings, notify)
             if info.balance_usd is not None:
                 balance = BalanceWatch(info.balance_usd, prices, notify)
         cache = None
@@ -266,8 +266,14 @@ def _exit_code(stop: RunStopped | None, stats: RunStats, max_failures: int) -> i
     return EXIT_OK
 
 
-async def _preflight(backend: Backend, settings: ProcessSettings, notify: Notify) -> EndpointInfo:
-    """Ask the endpoint before paying: is it reachable, is the key good, is there money?"""
+async def preflight(
+    backend: Backend,
+    settings: ProcessSettings,
+    notify: Notify,
+    models: tuple[str, ...] | None = None,
+) -> EndpointInfo:
+    """Ask the endpoint before paying: is it reachable, is the key good, is there money, and
+    does it offer ``models`` (default: the run's model)?"""
     try:
         info = await backend.endpoint_info()
     except TransportError as exc:
@@ -276,13 +282,13 @@ async def _preflight(backend: Backend, settings: ProcessSettings, notify: Notify
             f"{exc.message} (pre-flight check; check --base-url and the network, or skip the "
             "check with --no-preflight)"
         ) from exc
-    model = settings.prompt.model
-    if info.models is not None and model not in info.models:
-        offered = ", ".join(info.models) or "none"
-        raise UsageError(
-            f"model {model!r} is not offered by {backend.host} (offered: {offered}); "
-            "choose one with --model"
-        )
+    for model in models or (settings.prompt.model,):
+        if info.models is not None and model not in info.models:
+            offered = ", ".join(info.models) or "none"
+            raise UsageError(
+                f"model {model!r} is not offered by {backend.host} (offered: {offered}); "
+                "choose one with --model"
+            )
     if info.balance_available is False:
         raise InsufficientBalance(f"{backend.host} reports no available balance; top up to go on")
     if info.balance_usd is not None and info.balance_usd <= 0:

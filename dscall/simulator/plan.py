@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from dscall.chunking.tokens import estimate_tokens
-from dscall.simulator import faults, structured
+from dscall.simulator import faults, judge, structured
 from dscall.simulator.answers import Answer, build_answer, prompt_text
 from dscall.simulator.config import SimulatorConfig
 from dscall.simulator.prefix_cache import PrefixCache
@@ -123,6 +123,8 @@ class Planner:
                         self.stats.schema_answers += 1
                         if violation is not None:
                             self.stats.schema_violations[violation] += 1
+            if content is None:
+                content = judge.judge_answer(chat.messages)
             answer = build_answer(
                 chat.messages,
                 json_mode=chat.json_mode,
