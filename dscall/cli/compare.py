@@ -9,12 +9,11 @@ from typing import Annotated
 import typer
 
 from dscall import config
-from dscall.cli import chain_options, options
+from dscall.cli import call_options, chain_options, options
 from dscall.cli.app import app, run
 
 _VARIANTS = "Variants and judge"
-_CALLS = "Calls and limits"
-_CACHE = "Cache"
+_CALLS = call_options.CALLS
 _OUT = options.OUTPUT
 
 
@@ -120,52 +119,14 @@ def compare(
         bool, options.force("Replace output files that dscall did not write.")
     ] = False,
     quiet: Annotated[bool, options.quiet("No notes or table; errors only.")] = False,
-    base_url: Annotated[
-        str,
-        typer.Option(
-            envvar="DSCALL_BASE_URL", help="Any OpenAI-compatible endpoint.", rich_help_panel=_CALLS
-        ),
-    ] = config.DEFAULT_BASE_URL,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            help=f"API key. Prefer the {config.API_KEY_ENV} variable: flags land in shell history.",
-            show_default=False,
-            rich_help_panel=_CALLS,
-        ),
-    ] = None,
-    mock: Annotated[
-        bool,
-        typer.Option(help="Run against the built-in simulator.", rich_help_panel=_CALLS),
-    ] = False,
-    concurrency: Annotated[
-        int, typer.Option(help="Requests in flight at the start.", min=1, rich_help_panel=_CALLS)
-    ] = config.DEFAULT_CONCURRENCY,
-    max_retries: Annotated[
-        int,
-        typer.Option(
-            help="Retries per call for transient failures.", min=0, rich_help_panel=_CALLS
-        ),
-    ] = config.DEFAULT_MAX_RETRIES,
-    budget_usd: Annotated[
-        float | None,
-        typer.Option(
-            help="Stop dispatching before the spend would pass this (exit 3).",
-            rich_help_panel=_CALLS,
-        ),
-    ] = None,
-    prices: Annotated[
-        Path | None,
-        typer.Option(help="JSON file adding or overriding model prices.", rich_help_panel=_CALLS),
-    ] = None,
-    no_preflight: Annotated[
-        bool,
-        typer.Option(
-            "--no-preflight",
-            help="Skip the GET /models and balance checks.",
-            rich_help_panel=_CALLS,
-        ),
-    ] = False,
+    base_url: call_options.BaseUrl = config.DEFAULT_BASE_URL,
+    api_key: call_options.ApiKey = None,
+    mock: call_options.Mock = False,
+    concurrency: call_options.Concurrency = config.DEFAULT_CONCURRENCY,
+    max_retries: call_options.MaxRetries = config.DEFAULT_MAX_RETRIES,
+    budget_usd: call_options.BudgetUsd = None,
+    prices: call_options.Prices = None,
+    no_preflight: call_options.NoPreflight = False,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -173,15 +134,8 @@ def compare(
             rich_help_panel=_CALLS,
         ),
     ] = False,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Result cache folder (default: ~/.cache/dscall).", rich_help_panel=_CACHE
-        ),
-    ] = None,
-    namespace: Annotated[
-        str, typer.Option(help="Cache namespace.", rich_help_panel=_CACHE)
-    ] = config.DEFAULT_NAMESPACE,
+    cache_dir: call_options.CacheDir = None,
+    namespace: call_options.Namespace = config.DEFAULT_NAMESPACE,
     include: options.Include = None,
     exclude: options.Exclude = None,
     hidden: options.Hidden = False,

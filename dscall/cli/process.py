@@ -9,13 +9,13 @@ from typing import Annotated
 import typer
 
 from dscall import config
-from dscall.cli import chain_options, options
+from dscall.cli import call_options, chain_options, options
 from dscall.cli.app import app, run
 
 # Typer inspects these annotations at run time; Optional[...] is what it understands on 3.10.
 _PROMPT = "Prompt and model"
-_CALLS = "Calls and limits"
-_CACHE = "Cache"
+_CALLS = call_options.CALLS
+_CACHE = call_options.CACHE
 _OUT = options.OUTPUT
 
 
@@ -152,34 +152,10 @@ def process(
             help="Stream answers (for long outputs; idle watchdog on).", rich_help_panel=_CALLS
         ),
     ] = False,
-    base_url: Annotated[
-        str,
-        typer.Option(
-            envvar="DSCALL_BASE_URL", help="Any OpenAI-compatible endpoint.", rich_help_panel=_CALLS
-        ),
-    ] = config.DEFAULT_BASE_URL,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            help=f"API key. Prefer the {config.API_KEY_ENV} variable: flags land in shell history.",
-            show_default=False,
-            rich_help_panel=_CALLS,
-        ),
-    ] = None,
-    mock: Annotated[
-        bool,
-        typer.Option(
-            help="Run against the built-in simulator on a free local port.", rich_help_panel=_CALLS
-        ),
-    ] = False,
-    concurrency: Annotated[
-        int,
-        typer.Option(
-            help="Requests in flight at the start (adapts to 429/503).",
-            min=1,
-            rich_help_panel=_CALLS,
-        ),
-    ] = config.DEFAULT_CONCURRENCY,
+    base_url: call_options.BaseUrl = config.DEFAULT_BASE_URL,
+    api_key: call_options.ApiKey = None,
+    mock: call_options.Mock = False,
+    concurrency: call_options.Concurrency = config.DEFAULT_CONCURRENCY,
     max_concurrency: Annotated[
         int,
         typer.Option(
@@ -193,12 +169,7 @@ def process(
     tpm: Annotated[
         int | None, typer.Option(help="Tokens per minute limit.", min=1, rich_help_panel=_CALLS)
     ] = None,
-    max_retries: Annotated[
-        int,
-        typer.Option(
-            help="Retries per chunk for transient failures.", min=0, rich_help_panel=_CALLS
-        ),
-    ] = config.DEFAULT_MAX_RETRIES,
+    max_retries: call_options.MaxRetries = config.DEFAULT_MAX_RETRIES,
     timeout: Annotated[
         float,
         typer.Option(
@@ -213,17 +184,8 @@ def process(
             rich_help_panel=_CALLS,
         ),
     ] = config.DEFAULT_MAX_OUTAGE_S,
-    budget_usd: Annotated[
-        float | None,
-        typer.Option(
-            help="Stop dispatching before the spend would pass this (exit 3).",
-            rich_help_panel=_CALLS,
-        ),
-    ] = None,
-    prices: Annotated[
-        Path | None,
-        typer.Option(help="JSON file adding or overriding model prices.", rich_help_panel=_CALLS),
-    ] = None,
+    budget_usd: call_options.BudgetUsd = None,
+    prices: call_options.Prices = None,
     allow_insecure_http: Annotated[
         bool,
         typer.Option(
@@ -231,32 +193,15 @@ def process(
             rich_help_panel=_CALLS,
         ),
     ] = False,
-    no_preflight: Annotated[
-        bool,
-        typer.Option(
-            "--no-preflight",
-            help="Skip the GET /models and balance checks.",
-            rich_help_panel=_CALLS,
-        ),
-    ] = False,
+    no_preflight: call_options.NoPreflight = False,
     dry_run: Annotated[
         bool,
         typer.Option(
             help="Estimate tokens and cost per document; call nothing.", rich_help_panel=_CALLS
         ),
     ] = False,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Result cache folder (default: ~/.cache/dscall).", rich_help_panel=_CACHE
-        ),
-    ] = None,
-    namespace: Annotated[
-        str,
-        typer.Option(
-            help="Cache namespace; namespaces never share entries.", rich_help_panel=_CACHE
-        ),
-    ] = config.DEFAULT_NAMESPACE,
+    cache_dir: call_options.CacheDir = None,
+    namespace: call_options.Namespace = config.DEFAULT_NAMESPACE,
     no_cache: Annotated[
         bool,
         typer.Option(

@@ -1,0 +1,71 @@
+"""The call and cache options ``dscall process`` and ``dscall compare`` share, declared once
+(``Annotated`` aliases, as ``cli/options.py`` does for the input and chunking options), so the
+two commands cannot drift apart in wording or limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dscall import config
+
+CALLS = "Calls and limits"
+CACHE = "Cache"
+
+# Typer reads these aliases at run time: each must be an expression it can evaluate.
+BaseUrl = Annotated[
+    str,
+    typer.Option(
+        envvar="DSCALL_BASE_URL", help="Any OpenAI-compatible endpoint.", rich_help_panel=CALLS
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        help=f"API key. Prefer the {config.API_KEY_ENV} variable: flags land in shell history.",
+        show_default=False,
+        rich_help_panel=CALLS,
+    ),
+]
+Mock = Annotated[
+    bool,
+    typer.Option(
+        help="Run against the built-in simulator on a free local port.", rich_help_panel=CALLS
+    ),
+]
+Concurrency = Annotated[
+    int,
+    typer.Option(
+        help="Requests in flight at the start (adapts to 429/503).", min=1, rich_help_panel=CALLS
+    ),
+]
+MaxRetries = Annotated[
+    int,
+    typer.Option(help="Retries per call for transient failures.", min=0, rich_help_panel=CALLS),
+]
+BudgetUsd = Annotated[
+    float | None,
+    typer.Option(
+        help="Stop dispatching before the spend would pass this (exit 3).", rich_help_panel=CALLS
+    ),
+]
+Prices = Annotated[
+    Path | None,
+    typer.Option(help="JSON file adding or overriding model prices.", rich_help_panel=CALLS),
+]
+NoPreflight = Annotated[
+    bool,
+    typer.Option(
+        "--no-preflight", help="Skip the GET /models and balance checks.", rich_help_panel=CALLS
+    ),
+]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(help="Result cache folder (default: ~/.cache/dscall).", rich_help_panel=CACHE),
+]
+Namespace = Annotated[
+    str,
+    typer.Option(help="Cache namespace; namespaces never share entries.", rich_help_panel=CACHE),
+]
