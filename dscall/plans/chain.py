@@ -24,7 +24,7 @@ from dscall.output.rows import ReorderBuffer, RowBuilder
 from dscall.pipeline.budget import Budget
 from dscall.plans.base import Cost, Job, changed_message, each_chunk
 from dscall.plans.chain_state import DocumentRun, StepState, failed_document_row
-from dscall.plans.estimate import later_steps, output_allowance
+from dscall.plans.estimate import chain_worst_case
 from dscall.plans.steps import Step
 from dscall.plans.structured import Checked, checked_job
 from dscall.stats import RunStats
@@ -121,18 +121,7 @@ class ChainPlan:
         if budget is None:
             return 0.0
         tokens = [chunk.tokens for chunk in doc.chunks]
-        amount = 0.0
-        for step in self._steps:
-            if step.kind == "map":
-                model = step.requests.prompt.model
-                allowance = output_allowance(step)
-                amount += sum(
-                    budget.worst_case(model, step.requests.estimated_prompt_tokens(t), allowance)
-                    for t in tokens
-                )
-        model_of = {step.name: step.requests.prompt.model for step in self._steps}
-        for each in later_steps(self._steps, tokens):
-            amount += budget.worst_case(model_of[each.name], each.prompt_tokens, each.output_tokens)
+        amount = chain_worst_case(self._steps, tokens, budget.worst_case)
         return budget.hold(amount, f"the chain of {doc.source.rel_path}")
 
     def _release(self, run: DocumentRun, request: CallRequest | None = None) -> None:

@@ -9,6 +9,7 @@ the budget can finish.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,6 +63,25 @@ def later_steps(steps: tuple[Step, ...], chunk_tokens: list[int]) -> list[StepEs
             continue
         estimates.append(estimate)
     return estimates
+
+
+def chain_worst_case(
+    steps: tuple[Step, ...], chunk_tokens: list[int], price: Callable[[str, int, int], float]
+) -> float:
+    """The dearest a document's whole chain can cost: its map calls at their built size, its
+    later steps as ``later_steps`` estimates them, each priced by ``price(model, prompt
+    tokens, output tokens)`` (``Budget.worst_case``)."""
+    amount = 0.0
+    for step in steps:
+        if step.kind == "map":
+            model, allowance = step.requests.prompt.model, output_allowance(step)
+            for tokens in chunk_tokens:
+                prompt = step.requests.estimated_prompt_tokens(tokens)
+                amount += price(model, prompt, allowance)
+    model_of = {step.name: step.requests.prompt.model for step in steps}
+    for each in later_steps(steps, chunk_tokens):
+        amount += price(model_of[each.name], each.prompt_tokens, each.output_tokens)
+    return amount
 
 
 def _reduce_tree(
