@@ -287,6 +287,8 @@ class OutputSettings:
     summary_json: Path | None = None  # Path("-"): standard output
     force: bool = False  # replace existing files that are not dscall outputs
     wait_lock: bool = False  # wait for another run writing the same output, not refuse
+    metrics_port: int | None = None  # serve Prometheus /metrics on 127.0.0.1 while running
+    metrics_textfile: Path | None = None  # the final metrics, for node_exporter's collector
 
 
 def settings_metadata(*parts: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ fixed ~1,100 integers whether the run makes ten requests or ten million.
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from array import array
@@ -98,6 +99,21 @@ class LatencyRecorder:
             ordered = sorted(self._exact)
             return {f"p{p:g}": ordered[max(1, math.ceil(p / 100.0 * self.count)) - 1] for p in ps}
         return {f"p{p:g}": self.percentile(p) for p in ps}
+
+    def cumulative_ms(self, bounds_ms: list[float]) -> list[int]:
+        """How many samples were at most each bound (a Prometheus histogram's buckets); exact
+        while every sample is kept, else to the histogram's 2% resolution."""
+        if self._exact is not None:
+            ordered = sorted(self._exact)
+            return [bisect.bisect_right(ordered, bound) for bound in bounds_ms]
+        counts = []
+        for bound in bounds_ms:
+            if bound <= _HIST_MIN_MS:
+                counts.append(self._buckets[0])
+                continue
+            below = min(int((math.log(bound) - _LOG_MIN) * _INV_LOG_GROWTH), _LAST)
+            counts.append(sum(self._buckets[:below]))
+        return counts
 
     @property
     def mean_ms(self) -> float | None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from dscall import config
-from dscall.cli import call_options, chain_options, options
+from dscall.cli import call_options, chain_options, options, report_options
 from dscall.cli.app import app, run
 
 # Typer inspects these annotations at run time; Optional[...] is what it understands on 3.10.
@@ -232,6 +232,8 @@ def process(
     schema: chain_options.Schema = None,
     schema_inline: chain_options.SchemaInline = None,
     schema_retries: chain_options.SchemaRetries = config.DEFAULT_SCHEMA_RETRIES,
+    metrics_port: report_options.MetricsPort = None,
+    metrics_textfile: report_options.MetricsTextfile = None,
 ) -> None:
     """Send every chunk of every document to the model and write the answers to Parquet.
 
@@ -285,6 +287,8 @@ def process(
                 summary_json=summary_json,
                 force=force,
                 wait_lock=wait_lock,
+                metrics_port=metrics_port,
+                metrics_textfile=metrics_textfile,
             ),
             budget_usd=budget_usd,
             max_failures=max_failures,

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from dscall.cli.app import standalone
 from dscall.config import PROGRESS_PLAIN_INTERVAL_S, ProcessSettings
-from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
+from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, UsageError
 from dscall.output.safety import STDOUT
 from dscall.pipeline.dryrun import DocumentEstimate, estimate_run
 from dscall.pipeline.run import RunResult, run_process
@@ -37,7 +37,50 @@ def execute(
     stream: TextIO,
     progress_interval_s: float = PROGRESS_PLAIN_INTERVAL_S,
 ) -> int:
+    """Run ``dscall process`` and report it; with --metrics-port/--metrics-textfile, to
+    Prometheus too (the textfile is written however the run ends, its exit code in it)."""
     stats = RunStats()
+    out = settings.output
+    if out.metrics_port is None and out.metrics_textfile is None:
+        return _execute(settings, api_key, stats, quiet, preview, stream, progress_interval_s)
+    from dscall.output.metrics import RunMetrics
+    from dscall.output.safety import OutputPath, check_outputs
+
+    if out.metrics_textfile is not None:  # written however the run ends: checked first
+        textfile = OutputPath("--metrics-textfile", out.metrics_textfile, "metrics")
+        check_outputs([textfile], settings.inputs, out.force)
+    metrics = RunMetrics(stats, endpoint_label(settings))
+    code = EXIT_USAGE  # until the run says otherwise: it stopped before any call
+    try:
+        if out.metrics_port is not None:
+            metrics.serve(out.metrics_port)
+        code = _execute(settings, api_key, stats, quiet, preview, stream, progress_interval_s)
+        return code
+    finally:
+        metrics.finish(code)
+        try:
+            if out.metrics_textfile is not None:
+                metrics.write_textfile(out.metrics_textfile)
+        finally:
+            metrics.close()
+
+
+def endpoint_label(settings: ProcessSettings) -> str:
+    """The endpoint label of the metrics: the host (``simulator`` for --mock)."""
+    from urllib.parse import urlsplit
+
+    return "simulator" if settings.mock else (urlsplit(settings.call.base_url).hostname or "")
+
+
+def _execute(
+    settings: ProcessSettings,
+    api_key: str | None,
+    stats: RunStats,
+    quiet: bool,
+    preview: int,
+    stream: TextIO,
+    progress_interval_s: float,
+) -> int:
     mode = choose_mode(quiet, stream)
     err = Console(file=stream, highlight=False, soft_wrap=True)
     if settings.dry_run:

@@ -1,7 +1,8 @@
 """Which output paths a run may write, checked before anything is read or paid for (SPEC §6).
 
-A run writes up to four files: ``--out`` and ``--documents-out`` (Parquet, renamed into place
-at the end), ``--audit-log`` (appended to) and ``--summary-json`` (replaced). None of them may
+A run writes up to five files: ``--out`` and ``--documents-out`` (Parquet, renamed into place
+at the end), ``--audit-log`` (appended to), ``--summary-json`` and ``--metrics-textfile``
+(replaced). None of them may
 be an input document, whatever ``--force`` says: the same path, the same file through a
 symbolic link, or a path inside an input folder (or matching an input glob) with a document
 suffix, which the run would then read as a document. An existing file is replaced or appended
@@ -24,7 +25,7 @@ from typing import Literal
 from dscall.config import SUPPORTED_SUFFIXES
 from dscall.errors import UsageError
 
-Kind = Literal["parquet", "audit", "summary"]
+Kind = Literal["parquet", "audit", "summary", "metrics"]
 STDOUT = "-"  # --summary-json - writes to standard output
 _PARQUET_MAGIC = b"PAR1"
 _SNIFF_BYTES = 64 * 1024
@@ -68,6 +69,7 @@ _WHAT: dict[Kind, str] = {
     "parquet": "output",
     "audit": "audit log (it would be appended to)",
     "summary": "summary",
+    "metrics": "metrics textfile",
 }
 
 
@@ -118,6 +120,8 @@ def _written_by_dscall(output: OutputPath) -> bool:
     if output.kind == "audit":
         first = head.split(b"\n", 1)[0]
         return not head or _json_object_with(first, "run_id", "request_hash")
+    if output.kind == "metrics":
+        return b"dscall_run_exit_code" in head
     return _json_object_with(head, "run_id", "exit_code")
 
 

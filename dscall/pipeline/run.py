@@ -90,6 +90,8 @@ def output_paths(out: OutputSettings) -> list[OutputPath]:
         paths.append(OutputPath("--audit-log", out.audit_log, "audit"))
     if out.summary_json is not None:
         paths.append(OutputPath("--summary-json", out.summary_json, "summary"))
+    if out.metrics_textfile is not None:
+        paths.append(OutputPath("--metrics-textfile", out.metrics_textfile, "metrics"))
     return paths
 
 

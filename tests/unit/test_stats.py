@@ -222,3 +222,18 @@ def test_summary_dict_with_no_requests() -> None:
     assert summary["latency_ms"]["p50"] is None
     assert summary["latency_ms"]["max"] is None
     assert summary["cost_complete"] is True
+
+
+def test_cumulative_counts_agree_in_exact_and_histogram_modes() -> None:
+    samples = [0.5, 1.0, 2.0, 3.0, 50.0, 100.0, 200.0, 5000.0, 70000.0]
+    bounds = [2.5, 60.0, 150.0, 1000.0, 10000.0, 100000.0]
+    exact = LatencyRecorder()
+    folded = LatencyRecorder(exact_limit=2)  # folded into the histogram after two samples
+    for ms in samples:
+        exact.record(ms)
+        folded.record(ms)
+    assert exact.exact
+    assert not folded.exact
+    want = [sum(1 for ms in samples if ms <= bound) for bound in bounds]
+    assert exact.cumulative_ms(bounds) == want
+    assert folded.cumulative_ms(bounds) == want
