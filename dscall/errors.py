@@ -75,8 +75,9 @@ class DscallError(Exception):
 
     exit_code: int = EXIT_SOME_FAILED
 
-    def __init__(self, message: str) -> None:
-        super().__init__(one_line(message))
+    def __init__(self, message: str, limit: int = 300) -> None:
+        # ``limit``: a message that lists choices (a file's columns) may need more room.
+        super().__init__(one_line(message, limit))
 
     @property
     def message(self) -> str:

@@ -2,7 +2,15 @@
 heavy libraries (pyarrow, aiohttp, pypdf) are imported inside the commands so that
 ``dscall --help`` stays fast."""
 
-from dscall.cli import cache, chunks, compare, mock_server, process  # noqa: F401  (registers commands)
+from dscall.cli import (  # noqa: F401  (registers commands)
+    cache,
+    chunks,
+    compare,
+    export,
+    mock_server,
+    process,
+    show,
+)
 from dscall.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -11,6 +11,7 @@ from typing import NoReturn
 import typer
 
 from dscall import __version__
+from dscall.cli.help import HelpGroup
 from dscall.errors import EXIT_SOME_FAILED, EXIT_STOPPED, DscallError, one_line
 
 app = typer.Typer(
@@ -20,7 +21,7 @@ app = typer.Typer(
         "a Parquet table of model outputs out. Nothing lost, nothing paid for twice."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    cls=HelpGroup,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -35,7 +36,12 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        False,
+        "--version",
+        "-V",
+        callback=_version_callback,
+        is_eager=True,
+        help="Print the version.",
     ),
 ) -> None:
     """Batch document processor for the DeepSeek API."""

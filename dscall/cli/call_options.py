@@ -18,12 +18,16 @@ CACHE = "Cache"
 BaseUrl = Annotated[
     str,
     typer.Option(
-        envvar="DSCALL_BASE_URL", help="Any OpenAI-compatible endpoint.", rich_help_panel=CALLS
+        envvar="DSCALL_BASE_URL",
+        metavar="URL",
+        help="Any OpenAI-compatible endpoint.",
+        rich_help_panel=CALLS,
     ),
 ]
 ApiKey = Annotated[
     str | None,
     typer.Option(
+        metavar="KEY",
         help=f"API key. Prefer the {config.API_KEY_ENV} variable: flags land in shell history.",
         show_default=False,
         rich_help_panel=CALLS,
@@ -48,12 +52,16 @@ MaxRetries = Annotated[
 BudgetUsd = Annotated[
     float | None,
     typer.Option(
-        help="Stop dispatching before the spend would pass this (exit 3).", rich_help_panel=CALLS
+        metavar="USD",
+        help="Stop dispatching before the spend would pass this (exit 3).",
+        rich_help_panel=CALLS,
     ),
 ]
 Prices = Annotated[
     Path | None,
-    typer.Option(help="JSON file adding or overriding model prices.", rich_help_panel=CALLS),
+    typer.Option(
+        metavar="FILE", help="JSON file adding or overriding model prices.", rich_help_panel=CALLS
+    ),
 ]
 NoPreflight = Annotated[
     bool,
@@ -63,7 +71,9 @@ NoPreflight = Annotated[
 ]
 CacheDir = Annotated[
     Path | None,
-    typer.Option(help="Result cache folder (default: ~/.cache/dscall).", rich_help_panel=CACHE),
+    typer.Option(
+        metavar="DIR", help="Result cache folder (default: ~/.cache/dscall).", rich_help_panel=CACHE
+    ),
 ]
 Namespace = Annotated[
     str,

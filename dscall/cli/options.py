@@ -23,12 +23,14 @@ OUTPUT = "Output and reporting"
 # Typer reads these aliases at run time: each must be an expression it can evaluate
 # (``list[str] | None`` is, on Python 3.10).
 Paths = Annotated[
-    list[str], typer.Argument(help="Files, folders (walked recursively) or glob patterns.")
+    list[str],
+    typer.Argument(metavar="PATH", help="Files, folders (walked recursively) or glob patterns."),
 ]
 Include = Annotated[
     list[str] | None,
     typer.Option(
         "--include",
+        metavar="PATTERN",
         help="Only files matching this pattern (fnmatch on the relative path or the file name; "
         "repeatable).",
         rich_help_panel=INPUT,
@@ -38,6 +40,7 @@ Exclude = Annotated[
     list[str] | None,
     typer.Option(
         "--exclude",
+        metavar="PATTERN",
         help="Skip files and folders matching this pattern (repeatable).",
         rich_help_panel=INPUT,
     ),

@@ -189,6 +189,9 @@ def process(
     allow_insecure_http: Annotated[
         bool,
         typer.Option(
+            # One form only: a pair is wider than 80 columns of --help allow, and an opt-in to
+            # sending the key in clear has nothing to turn off.
+            "--allow-insecure-http",
             help="Allow sending the key over plain http to a non-local host.",
             rich_help_panel=_CALLS,
         ),

@@ -7,7 +7,9 @@ be an input document, whatever ``--force`` says: the same path, the same file th
 symbolic link, or a path inside an input folder (or matching an input glob) with a document
 suffix, which the run would then read as a document. An existing file is replaced or appended
 to only if dscall wrote it (a Parquet file carrying dscall's metadata, an audit log of dscall's
-JSON lines, a dscall summary), unless ``--force``. Parquet outputs must end in ``.parquet``.
+JSON lines, a dscall summary), unless ``--force``; an export (``dscall export --out``, CSV or
+JSON lines) carries no mark of dscall, so an existing file is replaced only with ``--force``.
+Parquet outputs must end in ``.parquet``.
 
 Each refusal is one ``UsageError`` line naming the option, the path and what to do.
 """
@@ -25,7 +27,7 @@ from typing import Literal
 from dscall.config import SUPPORTED_SUFFIXES
 from dscall.errors import UsageError
 
-Kind = Literal["parquet", "audit", "summary", "metrics"]
+Kind = Literal["parquet", "audit", "summary", "metrics", "export"]
 STDOUT = "-"  # --summary-json - writes to standard output
 _PARQUET_MAGIC = b"PAR1"
 _SNIFF_BYTES = 64 * 1024
@@ -70,6 +72,7 @@ _WHAT: dict[Kind, str] = {
     "audit": "audit log (it would be appended to)",
     "summary": "summary",
     "metrics": "metrics textfile",
+    "export": "export (an export carries no mark of dscall)",
 }
 
 
@@ -110,6 +113,8 @@ def _same_file(resolved: Path, candidate: Path) -> bool:
 
 
 def _written_by_dscall(output: OutputPath) -> bool:
+    if output.kind == "export":  # CSV or JSON lines: nothing in it says who wrote it
+        return False
     try:
         with open(output.path, "rb") as handle:
             head = handle.read(_SNIFF_BYTES)

@@ -47,8 +47,8 @@ def test_a_shared_option_reads_the_same_in_both_commands(
 def test_force_and_quiet_say_what_each_command_does(rows: dict[str, dict[str, str]]) -> None:
     assert "Replace output files that dscall did not write" in rows["process"]["--force"]
     assert "Replace an --out file that dscall did not write" in rows["chunks"]["--force"]
-    assert rows["process"]["--quiet"].startswith("--quiet -q <bool> No progress, notes or summary")
-    assert rows["chunks"]["--quiet"].startswith("--quiet -q <bool> No notes or summary")
+    assert rows["process"]["--quiet"].startswith("--quiet -q No progress, notes or summary")
+    assert rows["chunks"]["--quiet"].startswith("--quiet -q No notes or summary")
 
 
 def test_help_text_in_square_brackets_is_not_lost_as_markup(
