@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dscall import __version__
+from dscall.calls import providers
 from dscall.calls.backend import Backend
 from dscall.calls.breaker import CircuitBreaker
 from dscall.calls.cache import ResultCache
@@ -135,6 +136,7 @@ async def _run(
         else None
     )
     source = answer_source(settings.call, settings.mock)
+    provider = providers.resolve(settings.call, settings.mock)
     requests = run_requests(settings, source)  # a bad template fails here, before any call
     for name in requests.step_names:  # the summary lists the steps in chain order
         stats.steps.setdefault(name, StepFigures())
@@ -147,6 +149,7 @@ async def _run(
         "dscall_version": __version__,
         "started_at": datetime.now(timezone.utc).isoformat(),
         "answer_source": source,
+        "provider": provider.name,  # the profile used (settings.provider: what was asked)
         "settings": settings_metadata(
             settings.prompt, settings.chunk, settings.call, settings.cache
         ),
@@ -154,7 +157,9 @@ async def _run(
     control = RunControl(notify)
     async with contextlib.AsyncExitStack() as stack:
         backend = await stack.enter_async_context(
-            HttpBackend(api_key, settings.call, pool_size=settings.call.max_concurrency)
+            HttpBackend(
+                api_key, settings.call, pool_size=settings.call.max_concurrency, provider=provider
+            )
         )
         balance = None
         if settings.preflight:
