@@ -66,6 +66,7 @@ class RunResult:
     rows_written: int
     out: Path
     published: bool = True  # False: the output could not be written (the run's stop reason)
+    provider: str = ""  # the endpoint profile the run used (deepseek, openai)
 
 
 def new_run_id() -> str:
@@ -137,6 +138,8 @@ async def _run(
     )
     source = answer_source(settings.call, settings.mock)
     provider = providers.resolve(settings.call, settings.mock)
+    if settings.prompt.thinking and not provider.sends_thinking:
+        notify("note: --thinking is not sent: the openai profile sends standard fields only")
     requests = run_requests(settings, source)  # a bad template fails here, before any call
     for name in requests.step_names:  # the summary lists the steps in chain order
         stats.steps.setdefault(name, StepFigures())
@@ -260,7 +263,7 @@ async def _run(
     rows_written = writers[0].rows_written if published else 0
     stop = control.stop_reason
     code = _exit_code(stop, stats, settings.max_failures)
-    return RunResult(run_id, code, stop, rows_written, out.out, published)
+    return RunResult(run_id, code, stop, rows_written, out.out, published, provider.name)
 
 
 def _exit_code(stop: RunStopped | None, stats: RunStats, max_failures: int) -> int:

@@ -27,8 +27,11 @@ def generic() -> Iterator[SimulatorThread]:
 def test_an_openai_endpoint_never_receives_thinking(
     generic: SimulatorThread, workspace: Workspace
 ) -> None:
-    result = invoke(workspace.args(generic, "--provider", "openai", "--thinking"))
+    summary = workspace.root / "summary.json"
+    args = ["--provider", "openai", "--thinking", "--summary-json", str(summary)]
+    result = invoke(workspace.args(generic, *args))
     assert result.exit_code == 0, result.stderr
+    assert "--thinking is not sent" in result.stderr
     rows = read_rows(workspace.out)
     assert rows
     assert all(row["status"] == "ok" for row in rows)
@@ -44,6 +47,7 @@ def test_an_openai_endpoint_never_receives_thinking(
     meta = json.loads(pq.read_metadata(str(workspace.out)).metadata[b"dscall"])
     assert meta["provider"] == "openai"  # the profile used
     assert meta["settings"]["provider"] == "openai"  # what was asked
+    assert json.loads(summary.read_text("utf-8"))["provider"] == "openai"
 
 
 @pytest.mark.parametrize("provider", [[], ["--provider", "deepseek"]], ids=["auto", "deepseek"])
