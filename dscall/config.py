@@ -54,6 +54,8 @@ MIN_CHUNK_TOKENS = 16
 CHUNK_MIN_FILL = 0.5
 
 TokenizerChoice = Literal["auto", "exact", "estimate"]
+# --provider: the endpoint's profile (dscall/calls/providers.py); auto = detected from the host.
+ProviderChoice = Literal["auto", "deepseek", "openai"]
 PdfBackendChoice = Literal["auto", "pdfium", "pypdf"]
 
 # --- calls ---------------------------------------------------------------------------------
@@ -268,6 +270,7 @@ class CallSettings:
     tpm: int | None = None
     max_outage_s: float = DEFAULT_MAX_OUTAGE_S
     allow_insecure_http: bool = False
+    provider: ProviderChoice = "auto"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ catches only ``DscallError`` and prints a one-line message; the exit code comes 
     └── RunStopped                  the whole run must stop now; exit 3
         ├── AuthenticationFailed    401: every later request would fail too
         ├── InsufficientBalance     402
+        ├── UnsupportedParameter    400 naming a request field the endpoint rejects
         ├── EndpointDown            circuit open for longer than --max-outage
         ├── BudgetExhausted         the next dispatch would pass --budget-usd
         ├── Interrupted             SIGINT / SIGTERM
@@ -186,6 +187,17 @@ class AuthenticationFailed(RunStopped):
 
 class InsufficientBalance(RunStopped):
     status = 402
+
+
+class UnsupportedParameter(RunStopped):
+    """A 400 that names a request field the endpoint does not accept (``thinking`` sent to a
+    generic OpenAI-compatible endpoint): every request carries it, so every one would fail."""
+
+    status = 400
+
+    def __init__(self, message: str, parameter: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class EndpointDown(RunStopped):

@@ -11,7 +11,8 @@ so that any stage can be tested through the real call path without a server.
     RetryableCallError      transient (HTTPStatusError carries the status and Retry-After)
     PermanentCallError      this request fails, others go on (carries the status)
     RunStopped              every later request would fail too (AuthenticationFailed: 401,
-                            InsufficientBalance: 402)
+                            InsufficientBalance: 402, UnsupportedParameter: a 400 naming a
+                            field the endpoint does not accept)
 
 ``status_error`` is the one rule from an HTTP status to that error, used by ``HttpBackend`` and
 by handlers that want to answer as a server would.
@@ -23,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from dscall.calls.providers import unsupported_hint, unsupported_parameter
 from dscall.calls.retry import classify_status
 from dscall.errors import (
     AuthenticationFailed,
@@ -30,6 +32,8 @@ from dscall.errors import (
     HTTPStatusError,
     InsufficientBalance,
     PermanentCallError,
+    UnsupportedParameter,
+    one_line,
 )
 from dscall.types import CallRequest, CallResponse
 
@@ -76,6 +80,15 @@ def status_error(status: int, message: str, retry_after: float | None = None) ->
         return InsufficientBalance(f"insufficient balance (HTTP 402: {message}); top up to go on")
     if kind == "retry":
         return HTTPStatusError(status, message, retry_after)
+    parameter = unsupported_parameter(message) if status == 400 else None
+    if parameter is not None:
+        # Every request of the run carries the same fields: stop at the first such 400
+        # rather than pay for (and fail) every chunk.
+        return UnsupportedParameter(
+            f"the endpoint does not accept the request parameter {parameter!r}: "
+            f"{unsupported_hint(parameter)} (HTTP 400: {one_line(message, 120)})",
+            parameter,
+        )
     return PermanentCallError(status, message)
 
 

@@ -17,7 +17,6 @@ only dscall types. Protocol quirks handled here:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ import aiohttp
 from dscall import __version__
 from dscall.calls.backend import EndpointInfo as EndpointInfo  # re-exported: run.py imports it
 from dscall.calls.backend import status_error
+from dscall.calls.providers import DEEPSEEK, Provider, is_loopback, resolve
 from dscall.calls.retry import classify_status, retry_after_from_headers
 from dscall.config import CallSettings
 from dscall.errors import (
@@ -46,15 +46,6 @@ from dscall.jsonio import loads
 from dscall.types import CallRequest, CallResponse, Usage
 
 _INSUFFICIENT = "insufficient_system_resource"
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_endpoint(base_url: str, allow_insecure_http: bool) -> str:
@@ -94,15 +85,16 @@ def raise_for_status(status: int, body: bytes, headers: Any) -> None:
     raise status_error(status, _error_message(body), retry_after)
 
 
-def parse_completion(payload: Any) -> CallResponse:
-    """A non-streaming chat-completions JSON object -> ``CallResponse``."""
+def parse_completion(payload: Any, provider: Provider = DEEPSEEK) -> CallResponse:
+    """A non-streaming chat-completions JSON object -> ``CallResponse``; ``provider`` says
+    where the usage keeps its cache-hit tokens."""
     try:
         choice = payload["choices"][0]
         message = choice["message"]
         content = message.get("content")
         finish_reason = choice.get("finish_reason") or "stop"
         usage_raw = payload.get("usage") or {}
-        usage = _usage(usage_raw)
+        usage = provider.read_usage(usage_raw)
         model = payload.get("model") or ""
         reasoning = message.get("reasoning_content")
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -120,22 +112,11 @@ def parse_completion(payload: Any) -> CallResponse:
     )
 
 
-def _usage(raw: dict[str, Any]) -> Usage:
-    prompt = int(raw.get("prompt_tokens") or 0)
-    hit = int(raw.get("prompt_cache_hit_tokens") or 0)
-    miss = raw.get("prompt_cache_miss_tokens")
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        cache_hit_tokens=hit,
-        cache_miss_tokens=int(miss) if miss is not None else max(prompt - hit, 0),
-    )
-
-
 class _StreamAccumulator:
     """Collects the pieces of an SSE chat-completions stream."""
 
-    def __init__(self) -> None:
+    def __init__(self, provider: Provider = DEEPSEEK) -> None:
+        self.provider = provider
         self.content: list[str] = []
         self.reasoning: list[str] = []
         self.finish_reason: str | None = None
@@ -163,7 +144,7 @@ class _StreamAccumulator:
             raise MalformedResponse(f"error inside the stream: {_error_message(data)}")
         self.model = event.get("model") or self.model
         if event.get("usage"):
-            self.usage = _usage(event["usage"])
+            self.usage = self.provider.read_usage(event["usage"])
         for choice in event.get("choices") or ():
             delta = choice.get("delta") or {}
             if delta.get("content"):
@@ -201,9 +182,18 @@ class HttpBackend:
     Use as an async context manager; ``send`` makes exactly one attempt.
     """
 
-    def __init__(self, api_key: str, settings: CallSettings, pool_size: int) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        settings: CallSettings,
+        pool_size: int,
+        provider: Provider | None = None,
+    ) -> None:
         self.base_url = check_endpoint(settings.base_url, settings.allow_insecure_http)
         self.host = urlsplit(self.base_url).hostname or ""
+        # Default: --provider, or detected from the base URL (the simulator of --mock is on
+        # loopback, which detects as deepseek).
+        self.provider = provider or resolve(settings, mock=False)
         self._settings = settings
         self._pool_size = pool_size
         register_secret(api_key)
@@ -280,7 +270,7 @@ class HttpBackend:
             payload = loads(text)
         except ValueError as exc:
             raise MalformedResponse(f"HTTP 200 with a body that is not JSON: {exc}") from exc
-        return parse_completion(payload)
+        return parse_completion(payload, self.provider)
 
     async def _send_streaming(self, request: CallRequest) -> CallResponse:
         async with self.session.post(
@@ -288,7 +278,7 @@ class HttpBackend:
         ) as resp:
             if resp.status != 200:
                 raise_for_status(resp.status, await resp.read(), resp.headers)
-            accumulator = _StreamAccumulator()
+            accumulator = _StreamAccumulator(self.provider)
             async for line in resp.content:
                 accumulator.feed(line)
                 if accumulator.done:
@@ -296,13 +286,14 @@ class HttpBackend:
         return accumulator.result()
 
     async def endpoint_info(self) -> EndpointInfo:
-        """GET /models and GET /user/balance, for the pre-flight checks.
+        """GET /models and, for a provider that has one (deepseek), GET /user/balance, for the
+        pre-flight checks.
 
         A 404 (endpoint does not offer it) is not an error; 401 is ``AuthenticationFailed``;
         anything unreachable is a ``TransportError``.
         """
         models = await self._get_json("/models")
-        balance = await self._get_json("/user/balance")
+        balance = await self._get_json("/user/balance") if self.provider.has_balance else None
         model_ids: tuple[str, ...] | None = None
         if isinstance(models, dict) and isinstance(models.get("data"), list):
             model_ids = tuple(str(m.get("id")) for m in models["data"] if isinstance(m, dict))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from dscall.calls.providers import DEEPSEEK, Provider
 from dscall.chunking.tokens import estimate_tokens
 from dscall.config import MOCK_ANSWER_SOURCE, CallSettings, PromptSettings
 from dscall.errors import UsageError
@@ -130,7 +131,8 @@ def answer_source(call: CallSettings, mock: bool) -> str:
 
 class RequestBuilder:
     """Builds ``CallRequest`` objects for one run's prompt settings, namespace and answer
-    source (see ``answer_source``)."""
+    source (see ``answer_source``), for one provider profile (``thinking`` is DeepSeek's
+    field: only a ``deepseek`` body carries it)."""
 
     def __init__(
         self,
@@ -138,6 +140,8 @@ class RequestBuilder:
         namespace: str,
         source: str,
         template: PromptTemplate | None = None,
+        *,
+        provider: Provider = DEEPSEEK,
     ) -> None:
         if prompt.max_tokens is not None and prompt.max_tokens < 1:
             raise UsageError("--max-tokens must be at least 1")
@@ -155,8 +159,11 @@ class RequestBuilder:
             self._params["temperature"] = prompt.temperature
         if prompt.json_mode or prompt.schema_json is not None:
             self._params["response_format"] = {"type": "json_object"}
-        # DeepSeek's V4 models think by default and bill the reasoning as output tokens.
-        self._params["thinking"] = {"type": "enabled" if prompt.thinking else "disabled"}
+        # DeepSeek's V4 models think by default and bill the reasoning as output tokens. Other
+        # endpoints answer 400 to the field (OpenAI, LiteLLM), so they never get it; a deepseek
+        # body is unchanged, so its cache entries still hit.
+        if provider.sends_thinking:
+            self._params["thinking"] = {"type": "enabled" if prompt.thinking else "disabled"}
         system = prompt.system
         if prompt.schema_json is not None:  # the same for every chunk: a shared prefix
             system = with_schema(system, prompt.schema_json)

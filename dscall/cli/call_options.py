@@ -33,6 +33,16 @@ ApiKey = Annotated[
         rich_help_panel=CALLS,
     ),
 ]
+Provider = Annotated[
+    config.ProviderChoice,
+    typer.Option(
+        envvar="DSCALL_PROVIDER",
+        help="Endpoint profile: deepseek sends `thinking` and checks the balance; openai sends "
+        "standard fields only. auto: deepseek for *.deepseek.com, --mock and loopback hosts "
+        "(the simulator), openai for any other host.",
+        rich_help_panel=CALLS,
+    ),
+]
 Mock = Annotated[
     bool,
     typer.Option(

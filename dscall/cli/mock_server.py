@@ -165,6 +165,15 @@ def mock_server(
             rich_help_panel=_MISC,
         ),
     ] = False,
+    reject_unknown_fields: Annotated[
+        bool,
+        typer.Option(
+            "--reject-unknown-fields",
+            help="Answer 400 (LiteLLM's UnsupportedParamsError) to a chat request with a field "
+            "OpenAI's API does not define, such as `thinking`: a generic endpoint.",
+            rich_help_panel=_MISC,
+        ),
+    ] = False,
 ) -> None:
     """Run a DeepSeek-compatible API simulator that can misbehave on purpose.
 
@@ -199,6 +208,7 @@ def mock_server(
             api_key=api_key,
             seed=seed,
             strict_models=strict_models,
+            reject_unknown_fields=reject_unknown_fields,
         ).validate()
         if not 0 <= port <= 65535:
             raise UsageError(f"--port must be in 0..65535, got {port}")

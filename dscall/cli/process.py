@@ -153,6 +153,7 @@ def process(
         ),
     ] = False,
     base_url: call_options.BaseUrl = config.DEFAULT_BASE_URL,
+    provider: call_options.Provider = "auto",
     api_key: call_options.ApiKey = None,
     mock: call_options.Mock = False,
     concurrency: call_options.Concurrency = config.DEFAULT_CONCURRENCY,
@@ -267,6 +268,7 @@ def process(
             ),
             call=config.CallSettings(
                 base_url=base_url,
+                provider=provider,
                 concurrency=concurrency,
                 max_concurrency=max(max_concurrency, concurrency),
                 max_retries=max_retries,

@@ -147,6 +147,7 @@ def _write_summary_json(path: Path, stats: RunStats, result: RunResult) -> None:
         out=str(result.out),
         out_written=result.published,
         rows_written=result.rows_written,
+        provider=result.provider,
     )
     text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
     if str(path) == STDOUT:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from itertools import combinations
 from typing import Any
 
+from dscall.calls import providers
 from dscall.calls.cache import ResultCache
 from dscall.calls.request import PromptTemplate, RequestBuilder, answer_source
 from dscall.chunking.tokens import estimate_tokens
@@ -64,6 +65,7 @@ def build(settings: CompareSettings) -> Built:
     """The request builders; a bad template is a ``UsageError`` here, before any call."""
     base = settings.base
     source = answer_source(base.call, base.mock)
+    provider = providers.resolve(base.call, base.mock)
     namespace = base.cache.namespace
     variants = []
     for spec in settings.variants:
@@ -71,7 +73,9 @@ def build(settings: CompareSettings) -> Built:
         template = PromptTemplate.parse(spec.template, spec.prompt_source)
         variants.append(
             Variant(
-                spec.name, RequestBuilder(prompt, namespace, source, template), spec.prompt_source
+                spec.name,
+                RequestBuilder(prompt, namespace, source, template, provider=provider),
+                spec.prompt_source,
             )
         )
     judge = None
@@ -85,7 +89,7 @@ def build(settings: CompareSettings) -> Built:
             json_mode=False,
             schema_json=None,
         )
-        judge = RequestBuilder(prompt, namespace, source, template)
+        judge = RequestBuilder(prompt, namespace, source, template, provider=provider)
     structured = None
     if base.prompt.schema_json is not None:
         structured = Structured(base.prompt.schema_json, base.prompt.schema_retries)

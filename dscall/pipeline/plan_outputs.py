@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from dscall.calls import providers
 from dscall.calls.request import RequestBuilder
 from dscall.config import REORDER_WINDOW_MIN, ProcessSettings
 from dscall.errors import UsageError
@@ -68,6 +69,7 @@ class RunRequests:
 
 def run_requests(settings: ProcessSettings, source: str) -> RunRequests:
     namespace = settings.cache.namespace
+    provider = providers.resolve(settings.call, settings.mock)
     structured = None
     if settings.prompt.schema_json is not None:
         if settings.steps:
@@ -78,10 +80,10 @@ def run_requests(settings: ProcessSettings, source: str) -> RunRequests:
         structured = Structured(settings.prompt.schema_json, settings.prompt.schema_retries)
         _no_clash(structured.schema.columns, results_schema(True).names, "--schema", "--out")
     if not settings.steps:
-        builder = RequestBuilder(settings.prompt, namespace, source)
+        builder = RequestBuilder(settings.prompt, namespace, source, provider=provider)
         return RunRequests(builder, (), structured)
     steps = compile_steps(
-        settings.steps, settings.prompt, namespace, source, settings.chunk.chunk_tokens
+        settings.steps, settings.prompt, namespace, source, settings.chunk.chunk_tokens, provider
     )
     planned = RunRequests(None, steps)
     _no_clash(planned.typed(per_chunk=True), results_schema(True).names, "a pipeline step", "--out")

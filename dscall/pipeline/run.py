@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dscall import __version__
+from dscall.calls import providers
 from dscall.calls.backend import Backend
 from dscall.calls.breaker import CircuitBreaker
 from dscall.calls.cache import ResultCache
@@ -65,6 +66,7 @@ class RunResult:
     rows_written: int
     out: Path
     published: bool = True  # False: the output could not be written (the run's stop reason)
+    provider: str = ""  # the endpoint profile the run used (deepseek, openai)
 
 
 def new_run_id() -> str:
@@ -137,6 +139,9 @@ async def _run(
         else None
     )
     source = answer_source(settings.call, settings.mock)
+    provider = providers.resolve(settings.call, settings.mock)
+    if settings.prompt.thinking and not provider.sends_thinking:
+        notify("note: --thinking is not sent: the openai profile sends standard fields only")
     requests = run_requests(settings, source)  # a bad template fails here, before any call
     for name in requests.step_names:  # the summary lists the steps in chain order
         stats.steps.setdefault(name, StepFigures())
@@ -149,6 +154,7 @@ async def _run(
         "dscall_version": __version__,
         "started_at": datetime.now(timezone.utc).isoformat(),
         "answer_source": source,
+        "provider": provider.name,  # the profile used (settings.provider: what was asked)
         "settings": settings_metadata(
             settings.prompt, settings.chunk, settings.call, settings.cache
         ),
@@ -156,7 +162,9 @@ async def _run(
     control = RunControl(notify)
     async with contextlib.AsyncExitStack() as stack:
         backend = await stack.enter_async_context(
-            HttpBackend(api_key, settings.call, pool_size=settings.call.max_concurrency)
+            HttpBackend(
+                api_key, settings.call, pool_size=settings.call.max_concurrency, provider=provider
+            )
         )
         balance = None
         if settings.preflight:
@@ -257,7 +265,7 @@ async def _run(
     rows_written = writers[0].rows_written if published else 0
     stop = control.stop_reason
     code = _exit_code(stop, stats, settings.max_failures)
-    return RunResult(run_id, code, stop, rows_written, out.out, published)
+    return RunResult(run_id, code, stop, rows_written, out.out, published, provider.name)
 
 
 def _exit_code(stop: RunStopped | None, stats: RunStats, max_failures: int) -> int:

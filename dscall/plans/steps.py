@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from dscall.calls.providers import DEEPSEEK, Provider
 from dscall.calls.request import (
     REDUCE_PLACEHOLDERS,
     REFINE_PLACEHOLDERS,
@@ -94,6 +95,7 @@ def compile_steps(
     namespace: str,
     source: str,
     chunk_tokens: int,
+    provider: Provider = DEEPSEEK,
 ) -> tuple[Step, ...]:
     """Check ``steps`` and give each its request builder; every problem is a ``UsageError``
     naming the step (and its file and line, for a pipeline file)."""
@@ -112,9 +114,11 @@ def compile_steps(
             if settings.kind == "refine":  # its first chunk is asked like a map call
                 first = settings.first_template or prompt.template
                 step_prompt = replace(step_prompt, template=settings.template)
-                step = _refine(settings, step_prompt, first, namespace, source)
+                step = _refine(settings, step_prompt, first, namespace, source, provider)
             else:
-                step = _compile(settings, step_prompt, seen, namespace, source, chunk_tokens)
+                step = _compile(
+                    settings, step_prompt, seen, namespace, source, chunk_tokens, provider
+                )
         except UsageError as exc:
             if settings.where is None or exc.message.startswith(settings.where):
                 raise
@@ -133,13 +137,16 @@ def _compile(
     namespace: str,
     source: str,
     chunk_tokens: int,
+    provider: Provider,
 ) -> Step:
     where = _where(settings)
     option = _option(settings)
     kind = settings.kind
     if kind == "map":
         template = PromptTemplate.parse(prompt.template, option)
-        return Step(settings, RequestBuilder(prompt, namespace, source, template))
+        return Step(
+            settings, RequestBuilder(prompt, namespace, source, template, provider=provider)
+        )
     if kind == "reduce":
         source_step = settings.input or _last_map(earlier)
         if source_step is None:
@@ -158,15 +165,20 @@ def _compile(
             raise UsageError(f"{where}: --reduce-tokens must be at least 16")
         return Step(
             settings,
-            RequestBuilder(prompt, namespace, source, template),
+            RequestBuilder(prompt, namespace, source, template, provider=provider),
             reads=(read.name,),
             reduce_tokens=budget,
         )
-    return _document_step(settings, prompt, earlier, namespace, source)
+    return _document_step(settings, prompt, earlier, namespace, source, provider)
 
 
 def _refine(
-    settings: StepSettings, prompt: PromptSettings, first: str, namespace: str, source: str
+    settings: StepSettings,
+    prompt: PromptSettings,
+    first: str,
+    namespace: str,
+    source: str,
+    provider: Provider,
 ) -> Step:
     where, option = _where(settings), _option(settings)
     template = PromptTemplate.parse(settings.template, option, REFINE_PLACEHOLDERS)
@@ -176,8 +188,10 @@ def _refine(
     first_template = PromptTemplate.parse(first, first_option)
     return Step(
         settings,
-        RequestBuilder(prompt, namespace, source, template),
-        RequestBuilder(replace(prompt, template=first), namespace, source, first_template),
+        RequestBuilder(prompt, namespace, source, template, provider=provider),
+        RequestBuilder(
+            replace(prompt, template=first), namespace, source, first_template, provider=provider
+        ),
     )
 
 
@@ -187,6 +201,7 @@ def _document_step(
     earlier: dict[str, StepSettings],
     namespace: str,
     source: str,
+    provider: Provider,
 ) -> Step:
     where = _where(settings)
     known = tuple(f"steps.{name}" for name in earlier) + ("path", "chunk_count")
@@ -217,7 +232,11 @@ def _document_step(
                 f"{where}: {{steps.{name}}} is a map step (one answer per chunk); reduce it "
                 "first and read the reduce step"
             )
-    return Step(settings, RequestBuilder(prompt, namespace, source, template), reads=reads)
+    return Step(
+        settings,
+        RequestBuilder(prompt, namespace, source, template, provider=provider),
+        reads=reads,
+    )
 
 
 def _prompt(prompt: PromptSettings, settings: StepSettings) -> PromptSettings:

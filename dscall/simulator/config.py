@@ -5,7 +5,7 @@ Fields read on every request can be changed while the server runs (``sim.config.
 max_concurrency, rpm, retry_after_s, fail, fail_retry_after_s, reset_rate, stall_rate,
 empty_rate, malformed_rate, insufficient_rate, keepalive_ms, keepalive_interval_ms,
 balance_tokens, api_key, seed, stall_max_s, models, strict_models, retry_after_tolerance_s,
-schema_violations.
+schema_violations, reject_unknown_fields.
 Read once at start: prefix_cache_entries, max_tracked_bodies. A live change is not validated:
 call ``validate()`` after one whose values come from outside.
 """
@@ -70,6 +70,9 @@ class SimulatorConfig:
     stall_max_s: float = DEFAULT_STALL_MAX_S
     models: tuple[str, ...] = DEFAULT_MODELS
     strict_models: bool = False  # True: an unknown model gets 400 "Model Not Exist"
+    # True: a chat request with a field OpenAI's API does not define (``thinking``) gets 400,
+    # as from OpenAI or a LiteLLM proxy: a generic endpoint, not DeepSeek.
+    reject_unknown_fields: bool = False
     retry_after_tolerance_s: float = DEFAULT_RETRY_AFTER_TOLERANCE_S
     prefix_cache_entries: int = DEFAULT_PREFIX_CACHE_ENTRIES
     max_tracked_bodies: int = DEFAULT_MAX_TRACKED_BODIES

@@ -72,7 +72,7 @@ class Planner:
         if not authorized:
             return error_plan(401)
         try:
-            chat = parse_request(body)
+            chat = parse_request(body, config.reject_unknown_fields)
         except ProtocolError as exc:
             return error_plan(exc.status, str(exc))
         if config.strict_models and chat.model not in config.models:

@@ -44,6 +44,18 @@ SSE_KEEPALIVE = b": keep-alive\n\n"
 USD_PER_1K_TOKENS = 1.0
 UNLIMITED_BALANCE_USD = "100.00"
 
+# The request fields of OpenAI's chat-completions API. With ``reject_unknown_fields`` any other
+# (DeepSeek's ``thinking``, say) gets the 400 OpenAI and LiteLLM give it.
+STANDARD_FIELDS = frozenset(
+    {
+        "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
+        "temperature", "top_p", "n", "stop", "presence_penalty", "frequency_penalty",
+        "logit_bias", "logprobs", "top_logprobs", "response_format", "seed", "tools",
+        "tool_choice", "parallel_tool_calls", "user", "metadata", "store", "modalities",
+        "audio", "prediction", "reasoning_effort", "service_tier", "functions", "function_call",
+    }
+)  # fmt: skip
+
 _ERROR_TYPES = {
     400: ("invalid_request_error", "Invalid Format"),
     401: ("authentication_error", "Authentication Fails (no such user)"),
@@ -77,15 +89,25 @@ class ChatRequest:
     max_tokens: int | None
 
 
-def parse_request(body: bytes) -> ChatRequest:
-    """Validate a chat-completions body: 400 when it is not a JSON object, 422 when a
-    parameter is missing, of the wrong type, or out of range."""
+def parse_request(body: bytes, reject_unknown: bool = False) -> ChatRequest:
+    """Validate a chat-completions body: 400 when it is not a JSON object (or, with
+    ``reject_unknown``, carries a field outside ``STANDARD_FIELDS``), 422 when a parameter is
+    missing, of the wrong type, or out of range."""
     try:
         payload = loads(body)
     except ValueError as exc:
         raise ProtocolError(400, f"Invalid Format: request body is not valid JSON ({exc})") from exc
     if not isinstance(payload, dict):
         raise ProtocolError(400, "Invalid Format: request body must be a JSON object")
+    unknown = sorted(set(payload) - STANDARD_FIELDS) if reject_unknown else []
+    if unknown:
+        # LiteLLM's wording; OpenAI's ("Unrecognized request argument supplied: thinking")
+        # names the field the same way.
+        raise ProtocolError(
+            400,
+            f"litellm.UnsupportedParamsError: openai does not support parameters: {unknown}, "
+            f"for model={payload.get('model')}. To drop these, set `litellm.drop_params=True`",
+        )
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         raise ProtocolError(422, "Invalid Parameters: `model` is required (a string)")

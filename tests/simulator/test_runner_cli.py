@@ -137,6 +137,33 @@ def test_help_lists_every_flag() -> None:
         "--reset-rate", "--stall-rate", "--stall-max-s", "--empty-rate", "--malformed-rate",
         "--insufficient-rate", "--keepalive-ms", "--keepalive-interval-ms", "--balance-tokens",
         "--schema-violations", "--api-key", "--seed", "--strict-models",
+        "--reject-unknown-fields",
     ]  # fmt: skip
     for flag in flags:
         assert flag in result.output, flag
+
+
+def test_cli_rejects_unknown_fields_like_a_litellm_proxy() -> None:
+    process, first_line = _start_server("--api-key", KEY, "--reject-unknown-fields")
+    try:
+        base_url = first_line.split()[-1]
+        status, body = post(base_url, chat_body("x", thinking={"type": "disabled"}))
+        assert status == 400
+        assert "does not support parameters: ['thinking']" in body["error"]["message"]
+        assert post(base_url, chat_body("x", temperature=0.5, stream=False))[0] == 200
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0
+
+
+def test_unknown_fields_pass_unless_asked_and_the_switch_is_live() -> None:
+    with SimulatorThread(SimulatorConfig()) as sim:
+        assert post(sim.base_url, chat_body("x", thinking={"type": "enabled"}))[0] == 200
+        sim.config.reject_unknown_fields = True
+        status, body = post(sim.base_url, chat_body("x", thinking={"type": "enabled"}, foo=1))
+        assert status == 400
+        assert "['foo', 'thinking']" in body["error"]["message"]
