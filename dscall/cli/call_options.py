@@ -37,7 +37,9 @@ Provider = Annotated[
     config.ProviderChoice,
     typer.Option(
         envvar="DSCALL_PROVIDER",
-        help="Endpoint profile: deepseek sends `thinking` and checks the balance; openai sends "
+        metavar="PROFILE",  # the choices, in the help: a wide metavar would squeeze the panel
+        help="Endpoint profile, auto, deepseek or openai: deepseek sends `thinking` and checks "
+        "the balance; openai sends "
         "standard fields only. auto: deepseek for *.deepseek.com, --mock and loopback hosts "
         "(the simulator), openai for any other host.",
         rich_help_panel=CALLS,
