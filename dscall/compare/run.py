@@ -10,18 +10,13 @@ computed from the same rows.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from dscall import __version__
-from dscall.calls.breaker import CircuitBreaker
-from dscall.calls.cache import ResultCache
-from dscall.calls.caller import ChunkCaller
-from dscall.calls.http import HttpBackend
-from dscall.calls.limits import CallLimits
+from dscall.calls import providers
 from dscall.calls.request import answer_source
 from dscall.compare.plan import ComparePlan
 from dscall.compare.report import compare_summary
@@ -30,13 +25,11 @@ from dscall.compare.setup import Built, CompareSettings, Notify, build, draw, es
 from dscall.compare.table import write_rows
 from dscall.documents.stage import front_half
 from dscall.errors import EXIT_OK, EXIT_STOPPED, RunStopped, UsageError
-from dscall.output.audit import AuditLog, default_caller
 from dscall.output.safety import OutputPath, check_outputs
-from dscall.pipeline.budget import BalanceWatch, Budget
+from dscall.pipeline.budget import Budget
+from dscall.pipeline.call_path import build_engine, open_call_path
 from dscall.pipeline.control import RunControl, signals_stop
-from dscall.pipeline.engine import Engine
-from dscall.pipeline.ledger import Ledger
-from dscall.pipeline.run import new_run_id, preflight, resolve_api_key
+from dscall.pipeline.run import new_run_id, resolve_api_key
 from dscall.pricing import PriceTable, load_prices
 from dscall.stats import FrontTally, RunStats
 
@@ -146,57 +139,11 @@ async def _run(
         base.output.include_text,
     )
     async with contextlib.AsyncExitStack() as stack:
-        backend = await stack.enter_async_context(
-            HttpBackend(api_key, base.call, pool_size=base.call.max_concurrency)
+        provider = providers.resolve(base.call, base.mock)
+        path = await open_call_path(
+            stack, base, api_key, run_id, prices, provider, notify, built.models
         )
-        balance = None
-        if base.preflight:
-            info = await preflight(backend, base, notify, built.models)
-            if info.balance_usd is not None:
-                balance = BalanceWatch(info.balance_usd, prices, notify)
-        cache = None
-        if base.cache.enabled:
-            cache = stack.enter_context(
-                ResultCache(
-                    base.cache.directory,
-                    base.cache.namespace,
-                    on_error=notify,
-                    run_id=run_id,
-                    on_notice=notify,
-                )
-            )
-        audit = None
-        if base.output.audit_log is not None:
-            audit = stack.enter_context(
-                AuditLog(
-                    base.output.audit_log,
-                    run_id=run_id,
-                    caller=base.caller or default_caller(),
-                    namespace=base.cache.namespace,
-                    endpoint_host=backend.host,
-                )
-            )
-        limits = CallLimits(
-            base.call.concurrency, base.call.max_concurrency, rpm=base.call.rpm, tpm=base.call.tpm
-        )
-        breaker = CircuitBreaker(asyncio.get_running_loop().time, max_outage=base.call.max_outage_s)
-        engine: Engine | None = None
-
-        def stop_requested() -> RunStopped | None:
-            return engine.halts_attempts() if engine is not None else None
-
-        caller = ChunkCaller(
-            backend,
-            limits,
-            breaker,
-            stats,
-            base.call.max_retries,
-            cache=cache,
-            refresh=base.cache.refresh,
-            audit=audit,
-            stop_requested=stop_requested,
-        )
-        engine = Engine(caller, plan, Ledger(prices, stats, budget), budget, balance, notify)
+        engine = build_engine(path, base, stats, plan, prices, budget, notify)
         control.engine = engine
         with signals_stop(control):
             # The corpus read again: what discovery passes over was told when the sample

@@ -8,7 +8,6 @@ whatever finished, including when the run stopped early.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import uuid
@@ -20,12 +19,6 @@ from typing import Any
 
 from dscall import __version__
 from dscall.calls import providers
-from dscall.calls.backend import Backend
-from dscall.calls.breaker import CircuitBreaker
-from dscall.calls.cache import ResultCache
-from dscall.calls.caller import ChunkCaller
-from dscall.calls.http import EndpointInfo, HttpBackend
-from dscall.calls.limits import CallLimits
 from dscall.calls.request import answer_source
 from dscall.config import (
     API_KEY_ENV,
@@ -39,18 +32,14 @@ from dscall.errors import (
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_STOPPED,
-    InsufficientBalance,
     OutputFailed,
     RunStopped,
-    TransportError,
     UsageError,
 )
-from dscall.output.audit import AuditLog, default_caller
 from dscall.output.safety import OutputPath, check_outputs
-from dscall.pipeline.budget import BalanceWatch, Budget
+from dscall.pipeline.budget import Budget
+from dscall.pipeline.call_path import build_engine, open_call_path
 from dscall.pipeline.control import RunControl, signals_stop
-from dscall.pipeline.engine import Engine
-from dscall.pipeline.ledger import Ledger
 from dscall.pipeline.plan_outputs import open_plan, run_requests
 from dscall.pricing import load_prices
 from dscall.stats import RunStats, StepFigures
@@ -161,73 +150,14 @@ async def _run(
     }
     control = RunControl(notify)
     async with contextlib.AsyncExitStack() as stack:
-        backend = await stack.enter_async_context(
-            HttpBackend(
-                api_key, settings.call, pool_size=settings.call.max_concurrency, provider=provider
-            )
-        )
-        balance = None
-        if settings.preflight:
-            info = await preflight(backend, settings, notify)
-            if info.balance_usd is not None:
-                balance = BalanceWatch(info.balance_usd, prices, notify)
-        cache = None
-        if settings.cache.enabled:
-            cache = stack.enter_context(
-                ResultCache(
-                    settings.cache.directory,
-                    settings.cache.namespace,
-                    on_error=notify,
-                    run_id=run_id,
-                    on_notice=notify,
-                )
-            )
-        audit = None
-        if out.audit_log is not None:
-            audit = stack.enter_context(
-                AuditLog(
-                    out.audit_log,
-                    run_id=run_id,
-                    caller=settings.caller or default_caller(),
-                    namespace=settings.cache.namespace,
-                    endpoint_host=backend.host,
-                )
-            )
+        path = await open_call_path(stack, settings, api_key, run_id, prices, provider, notify)
         # The writers are closed (published) by hand below; on any way out before that, the
         # stack drops their temporary files and the previous outputs stay as they were.
         opened = open_plan(
             requests, settings, run_id, metadata, control, stats, notify, stack, budget
         )
         writers = opened.writers
-        loop = asyncio.get_running_loop()
-        limits = CallLimits(
-            settings.call.concurrency,
-            settings.call.max_concurrency,
-            rpm=settings.call.rpm,
-            tpm=settings.call.tpm,
-        )
-        stats.concurrency_limit = stats.concurrency_min = stats.concurrency_max = (
-            limits.concurrency.limit
-        )
-        breaker = CircuitBreaker(loop.time, max_outage=settings.call.max_outage_s)
-        engine: Engine | None = None
-
-        def stop_requested() -> RunStopped | None:
-            return engine.halts_attempts() if engine is not None else None
-
-        caller = ChunkCaller(
-            backend,
-            limits,
-            breaker,
-            stats,
-            settings.call.max_retries,
-            cache=cache,
-            refresh=settings.cache.refresh,
-            audit=audit,
-            stop_requested=stop_requested,
-        )
-        ledger = Ledger(prices, stats, budget)
-        engine = Engine(caller, opened.plan, ledger, budget, balance, notify)
+        engine = build_engine(path, settings, stats, opened.plan, prices, budget, notify)
         control.engine = engine
         # Installed until the outputs are published: an interrupt during the final write
         # must not abandon what finished (it is only acknowledged).
@@ -274,33 +204,3 @@ def _exit_code(stop: RunStopped | None, stats: RunStats, max_failures: int) -> i
     if stats.chunks_failed + stats.documents_failed > max_failures:
         return EXIT_SOME_FAILED
     return EXIT_OK
-
-
-async def preflight(
-    backend: Backend,
-    settings: ProcessSettings,
-    notify: Notify,
-    models: tuple[str, ...] | None = None,
-) -> EndpointInfo:
-    """Ask the endpoint before paying: is it reachable, is the key good, is there money, and
-    does it offer ``models`` (default: the run's model)?"""
-    try:
-        info = await backend.endpoint_info()
-    except TransportError as exc:
-        # Nothing was sent or written yet: a configuration problem, not a failed run.
-        raise UsageError(
-            f"{exc.message} (pre-flight check; check --base-url and the network, or skip the "
-            "check with --no-preflight)"
-        ) from exc
-    for model in models or (settings.prompt.model,):
-        if info.models is not None and model not in info.models:
-            offered = ", ".join(info.models) or "none"
-            raise UsageError(
-                f"model {model!r} is not offered by {backend.host} (offered: {offered}); "
-                "choose one with --model"
-            )
-    if info.balance_available is False:
-        raise InsufficientBalance(f"{backend.host} reports no available balance; top up to go on")
-    if info.balance_usd is not None and info.balance_usd <= 0:
-        notify(f"warning: {backend.host} reports a balance of ${info.balance_usd:.2f}")
-    return info
