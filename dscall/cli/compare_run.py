@@ -8,9 +8,6 @@ pyarrow.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +21,7 @@ from dscall.compare.setup import CompareSettings, VariantSpec
 from dscall.config import ProcessSettings
 from dscall.errors import UsageError
 from dscall.output.safety import STDOUT
+from dscall.output.summary_file import write_summary
 from dscall.progress import safe_text
 from dscall.stats import RunStats
 
@@ -137,21 +135,6 @@ def execute(settings: CompareSettings, api_key: str | None, *, quiet: bool, stre
     if summary_json is not None:
         write_summary(summary_json, result.summary)
     return result.exit_code
-
-
-def write_summary(path: Path, summary: dict[str, Any]) -> None:
-    text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
-    if str(path) == STDOUT:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except OSError as exc:
-        raise UsageError(f"cannot write --summary-json {path}: {exc}") from exc
 
 
 def _num(value: float | int | None, form: str = "{:,}") -> str:

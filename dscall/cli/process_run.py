@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,8 +17,9 @@ from rich.table import Table
 
 from dscall.cli.app import standalone
 from dscall.config import PROGRESS_PLAIN_INTERVAL_S, ProcessSettings
-from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, UsageError
+from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from dscall.output.safety import STDOUT
+from dscall.output.summary_file import write_summary
 from dscall.pipeline.dryrun import DocumentEstimate, estimate_run
 from dscall.pipeline.run import RunResult, run_process
 from dscall.progress import ProgressDisplay, choose_mode, render_summary, safe_text
@@ -149,18 +147,7 @@ def _write_summary_json(path: Path, stats: RunStats, result: RunResult) -> None:
         rows_written=result.rows_written,
         provider=result.provider,
     )
-    text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
-    if str(path) == STDOUT:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except OSError as exc:
-        raise UsageError(f"cannot write --summary-json {path}: {exc}") from exc
+    write_summary(path, summary)
 
 
 def _print_preview(out: Path, limit: int, documents: bool = False) -> None:
