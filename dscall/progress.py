@@ -282,7 +282,8 @@ def summary_rows(stats: RunStats) -> list[tuple[str, str]]:
             (
                 "documents",
                 f"{stats.documents_seen:,} read, {stats.documents_failed:,} failed, "
-                f"{stats.files_skipped:,} files skipped",
+                f"{stats.files_skipped:,} files skipped"
+                + (f", {stats.front.ocr_pages:,} pages OCR'd" if stats.front.ocr_pages else ""),
             ),
             (
                 "chunks",

@@ -147,6 +147,7 @@ class FrontTally:
     chunks: int = 0
     tokens: int = 0  # counted or estimated tokens of all chunks
     no_text_pages: int = 0
+    ocr_pages: int = 0  # pages whose text came from --ocr
     skipped: int = 0  # files discovery passed over (unsupported, unreadable, loops)
 
 
