@@ -294,6 +294,7 @@ class RunStats:
                 "seen": self.documents_seen,
                 "failed": self.documents_failed,
                 "files_skipped": self.files_skipped,
+                "pages_ocr": self.front.ocr_pages,
             },
             "chunks": {
                 "total": self.chunks_total,

@@ -222,8 +222,9 @@ def _summary(tally: FrontTally, rows: int, out: Path) -> str:
     return (
         f"documents: {tally.documents} ({ok} ok, {tally.failed} failed), pages: {tally.pages}, "
         f"chunks: {tally.chunks}, tokens: {tally.tokens:,}, "
-        f"no-text pages: {tally.no_text_pages}, OCR'd pages: {tally.ocr_pages}, "
-        f"skipped: {tally.skipped}, "
+        f"no-text pages: {tally.no_text_pages}, "
+        + (f"OCR'd pages: {tally.ocr_pages}, " if tally.ocr_pages else "")
+        + f"skipped: {tally.skipped}, "
         f"failed: {tally.failed}\nwrote {rows} rows to {out}"
     )
 
