@@ -40,6 +40,9 @@ MAX_PAGE_WARNINGS = 10
 # --ocr (dscall/documents/ocr.py): pages are rendered at this resolution for tesseract (its
 # models are trained on ~300 dpi text), in these languages (tesseract's traineddata names).
 OCR_DPI = 300
+# A page is rendered at a lower resolution when OCR_DPI would make it larger than this (a
+# poster-sized page at 300 dpi is gigabytes): about an A3 page at 300 dpi, 17 MB in greyscale.
+OCR_MAX_PIXELS = 17_500_000
 OCR_LANGUAGES = "eng+chi_sim"
 # One page may take at most this long; OCR as a whole at most this share of --extract-timeout,
 # so that a file with many scanned pages ends with its unread pages flagged (and the rest of

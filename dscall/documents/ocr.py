@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, cast, get_args
 from dscall.config import (
     OCR_DPI,
     OCR_LANGUAGES,
+    OCR_MAX_PIXELS,
     OCR_PAGE_TIMEOUT_S,
     OCR_SHARE_OF_EXTRACT_TIMEOUT,
     ExtractSettings,
@@ -165,6 +166,9 @@ def recognise_pages(
             except RuntimeError as exc:  # pytesseract's TesseractError and its timeout
                 notes.append(f"page {number}: OCR failed ({_reason(exc, timeout)})")
                 continue
+            except MemoryError:  # the failed allocation took nothing: the next page may fit
+                notes.append(f"page {number}: OCR ran out of memory")
+                continue
             texts[number] = clean(str(text))
     finally:
         document.close()
@@ -172,10 +176,15 @@ def recognise_pages(
 
 
 def _render(document: PdfDocument, number: int) -> Image:
-    """Page ``number`` as a greyscale Pillow image at ``OCR_DPI``."""
+    """Page ``number`` as a greyscale Pillow image at ``OCR_DPI``, or at the resolution that
+    keeps it within ``OCR_MAX_PIXELS``."""
     page = document[number - 1]
     try:
-        bitmap = page.render(scale=OCR_DPI / 72, grayscale=True)
+        width, height = page.get_size()  # in points, 1/72 inch
+        # 0.995: pdfium rounds each side up to a whole pixel.
+        fit = 0.995 * (OCR_MAX_PIXELS / max(1.0, width * height)) ** 0.5
+        scale = min(OCR_DPI / 72, fit)
+        bitmap = page.render(scale=scale, grayscale=True)
         image: Image = bitmap.to_pil()
         return image
     finally:

@@ -166,3 +166,22 @@ def test_without_tesseract_ocr_defaults_to_never_and_asking_for_it_says_what_to_
         ocr.check_ocr("auto")
     assert "apt-get install tesseract-ocr tesseract-ocr-chi-sim" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_poster_sized_page_is_rendered_within_the_pixel_cap(tmp_path: Path) -> None:
+    import pypdfium2 as pdfium
+    from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
+
+    path = tmp_path / "poster.pdf"
+    poster = canvas.Canvas(str(path), pagesize=(200 * 72, 100 * 72))  # 200 x 100 inches
+    poster.showPage()
+    poster.save()
+    document = pdfium.PdfDocument(path.read_bytes())
+    try:
+        image = ocr._render(document, 1)
+    finally:
+        document.close()
+    width, height = image.size
+    assert width * height <= ocr.OCR_MAX_PIXELS
+    assert width == pytest.approx(2 * height, rel=0.01)  # the page's shape is kept
+    assert width * height > ocr.OCR_MAX_PIXELS * 0.97  # and as much resolution as fits
