@@ -96,3 +96,25 @@ def test_process_marks_the_rows_of_the_scanned_page_and_counts_it(
     _assert_only_page_two_is_ocr(rows)
     assert "1 page OCR'd" in result.stderr
     assert json.loads(summary.read_text())["documents"]["pages_ocr"] == 1
+
+
+def test_ocr_past_the_files_time_limit_keeps_the_file_and_flags_the_pages_left(
+    tmp_path: Path,
+) -> None:
+    """Twelve scanned pages do not fit in a 5 s --extract-timeout (about a page a second):
+    the worker stops OCR in time, and the file is read, not killed as a whole."""
+    require_ocr()
+    font = font_for("en")
+    assert font is not None
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    scan = render_scan(ENGLISH_TEXT, font, 200)
+    mixed_pdf(folder / "archive.pdf", [DIGITAL_ONE, *[scan] * 12], 200)
+    out = tmp_path / "chunks.parquet"
+    code, stderr = _chunks(folder, out, "--ocr", "auto", "--extract-timeout", "5")
+    assert code == 0, stderr
+    assert "ExtractionTimeout" not in stderr
+    assert f"warning {folder / 'archive.pdf'}: OCR stopped at page " in stderr
+    rows = read_rows(out)
+    assert {row["status"] for row in rows} == {"ok"}
+    assert "apples" in str(rows[0]["chunk_text"])
