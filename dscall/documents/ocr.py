@@ -32,6 +32,7 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING, cast, get_args
 
 from dscall.config import (
+    MAX_PAGE_WARNINGS,
     OCR_DPI,
     OCR_LANGUAGES,
     OCR_MAX_PIXELS,
@@ -172,6 +173,9 @@ def recognise_pages(
             texts[number] = clean(str(text))
     finally:
         document.close()
+    if len(notes) > MAX_PAGE_WARNINGS:  # as pdf.py does: one line says the rest
+        rest = len(notes) - MAX_PAGE_WARNINGS + 1
+        notes[MAX_PAGE_WARNINGS - 1 :] = [f"and {rest:,} more pages OCR could not read"]
     return texts, notes
 
 

@@ -24,7 +24,7 @@ from bench.ocr_scans import (
 )
 from dscall.chunking.splitter import chunk_document
 from dscall.chunking.tokens import make_counter
-from dscall.config import ChunkSettings, ExtractSettings, OcrChoice
+from dscall.config import MAX_PAGE_WARNINGS, ChunkSettings, ExtractSettings, OcrChoice
 from dscall.documents import ocr
 from dscall.documents.extract import extract
 from dscall.errors import UsageError
@@ -185,3 +185,17 @@ def test_a_poster_sized_page_is_rendered_within_the_pixel_cap(tmp_path: Path) ->
     assert width * height <= ocr.OCR_MAX_PIXELS
     assert width == pytest.approx(2 * height, rel=0.01)  # the page's shape is kept
     assert width * height > ocr.OCR_MAX_PIXELS * 0.97  # and as much resolution as fits
+
+
+def test_many_pages_ocr_cannot_read_are_summed_up_in_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_ocr()
+    monkeypatch.setattr(ocr, "OCR_PAGE_TIMEOUT_S", 0.01)
+    path = tmp_path / "scans.pdf"
+    path.write_bytes(scan_pdf([render_scan("Page.", _font("en"), 100)] * 14, 100))
+    texts, notes = ocr.recognise_pages(path.read_bytes(), range(1, 15), time.monotonic() + 60)
+    assert texts == {}
+    assert len(notes) == MAX_PAGE_WARNINGS
+    assert notes[0] == "page 1: OCR failed (took longer than 0.01 s)"
+    assert notes[-1] == f"and {14 - MAX_PAGE_WARNINGS + 1} more pages OCR could not read"
