@@ -156,3 +156,38 @@ def test_flags_and_lists_from_the_environment(
     result = invoke(["chunks", "docs", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "chunk_text" in pq.read_table(project / "chunks.parquet").column_names
+
+
+def test_config_show_is_a_table_on_a_terminal(project: Path) -> None:
+    import os
+    import select
+    import subprocess
+    import sys
+
+    Path("dscall.toml").write_text("[process]\nworkers = 3\n", encoding="utf-8")
+    master, slave = os.openpty()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.update(COLUMNS="100", TERM="xterm")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dscall", "config", "show"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
+    )  # fmt: skip
+    os.close(slave)
+    shown = b""
+    while select.select([master], [], [], 30)[0]:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        shown += data
+    assert proc.wait(timeout=30) == 0
+    os.close(master)
+    text = shown.decode("utf-8", "replace")
+    assert "setting" in text  # the table's header
+    assert "source" in text
+    assert "┃" in text or "│" in text  # box drawing: rich, not the plain lines
+    row = next(line for line in text.splitlines() if "workers" in line and "dscall.toml" in line)
+    assert "./dscall.toml:2" in row
+    assert TEST_API_KEY not in text

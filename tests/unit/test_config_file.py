@@ -9,6 +9,7 @@ import pytest
 
 from dscall.cli.config_file import (
     NO_CONFIG_ENV,
+    config_tables,
     find_settings_files,
     looks_secret,
     read_settings_file,
@@ -174,3 +175,22 @@ def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
 def test_paths_under_home_are_shown_with_a_tilde(isolated_env: Path) -> None:
     assert shown_path(isolated_env / ".config" / "x.toml") == "~/.config/x.toml"
     assert shown_path(Path("/etc/dscall.toml")) == "/etc/dscall.toml"
+
+
+def test_config_tables_outside_a_command_reads_the_files_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(NO_CONFIG_ENV)
+    monkeypatch.chdir(tmp_path)
+    user_file().parent.mkdir(parents=True)
+    user_file().write_text('[[endpoints]]\nname = "user"\n', encoding="utf-8")
+    assert [table.values for table in config_tables("endpoints")] == [{"name": "user"}]
+    # The project file's endpoints replace the user file's, not add to them.
+    Path("dscall.toml").write_text(
+        'workers = 1\n\n[[endpoints]]\nname = "a"\n\n[[endpoints]]\nname = "b"\n',
+        encoding="utf-8",
+    )
+    tables = config_tables("endpoints")
+    assert [table.values["name"] for table in tables] == ["a", "b"]
+    assert [table.origin for table in tables] == ["./dscall.toml:3", "./dscall.toml:6"]
+    assert tables[1].key_origins == {"name": "./dscall.toml:7"}
