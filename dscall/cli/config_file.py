@@ -30,6 +30,8 @@ TABLE_KINDS = frozenset({"endpoints"})
 
 _SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credentials"}
 _SECRET_KEYS = {"auth", "authorization", "bearer", "credential"}
+# A key pasted as a value (a header line, say): DeepSeek's and OpenAI's sk-..., a bearer token.
+_SECRET_VALUE = re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_-]{16,}|\bBearer\s+\S{8,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,11 @@ def looks_secret(key: str) -> bool:
 
 
 def _refuse_secrets(settings: SettingsFile, value: Any, path: TomlPath) -> None:
+    if isinstance(value, str) and _SECRET_VALUE.search(value):
+        raise UsageError(
+            f"{settings.origin(*path)}: the value of '{path[-1]}' looks like a key, and keys are "
+            "never read from files: put it in an environment variable and name that instead"
+        )
     if isinstance(value, list):
         for index, item in enumerate(value):
             _refuse_secrets(settings, item, (*path, index))

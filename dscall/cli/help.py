@@ -89,6 +89,7 @@ def tidy_command(command: Any) -> None:
     for param in command.params:
         tidy_param(param)
     _tidy_help_option(command)
+    _fold_on_help(command)
     for sub in getattr(command, "commands", {}).values():
         tidy_command(sub)
 
@@ -105,6 +106,18 @@ def _tidy_help_option(command: Any) -> None:
         return option
 
     command.get_help_option = get_help_option
+
+
+def _fold_on_help(command: Any) -> None:
+    """``_fold_env_vars`` once help is asked for: typer.rich_utils costs 0.1 s to import, which
+    a run that shows no help need not pay."""
+    format_help = command.format_help
+
+    def fold_then_format(ctx: Any, formatter: Any) -> None:
+        _fold_env_vars()
+        format_help(ctx, formatter)
+
+    command.format_help = fold_then_format
 
 
 def _fold_env_vars() -> None:
@@ -135,7 +148,6 @@ class HelpGroup(TyperGroup):
         super().__init__(**attrs)
         install_settings(self)  # env vars and --config, tidied with the rest below
         tidy_command(self)
-        _fold_env_vars()
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         # Typer appends --install-completion and --show-completion after building the group.

@@ -124,6 +124,28 @@ def test_a_secret_in_a_file_is_refused_without_showing_it(
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        'headers = ["Authorization: Bearer abcdefgh12345678"]\n',
+        '[process]\nbase-url = "https://sk-live-0123456789abcdefXYZ@example.com"\n',
+    ],
+)
+def test_a_key_written_as_a_value_is_refused_without_showing_it(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "dscall.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(UsageError, match="looks like a key") as caught:
+        read_settings_file(path, "dscall.toml")
+    assert "abcdefgh" not in str(caught.value)
+    assert "sk-live" not in str(caught.value)
+
+
+def test_paths_and_names_are_not_taken_for_keys(tmp_path: Path) -> None:
+    path = tmp_path / "dscall.toml"
+    path.write_text('out = "/data/desk-reports/results.parquet"\nmodel = "task-x"\n', "utf-8")
+    assert read_settings_file(path, "dscall.toml").data["model"] == "task-x"
+
+
+@pytest.mark.parametrize(
     ("key", "secret"),
     [
         ("api_key", True),
