@@ -67,6 +67,7 @@ def _sections(ctx: typer.Context) -> list[tuple[str, list[Shown]]]:
     explicit = ctx.meta.get(config_params.CONFIG_PATH_KEY)
     args = ["--config", str(explicit)] if explicit is not None else []
     shown: dict[str, list[Shown]] = {}
+    ctx.meta[config_params.SHOWING_KEY] = True
     for name in config_keys.COMMANDS:
         command = root.commands[name]
         with command.make_context(name, [*args, "."], parent=ctx.find_root()) as sub:

@@ -23,11 +23,12 @@ import typer
 from dscall.cli import config_keys
 from dscall.cli.config_file import META_KEY, SettingsFiles, find_settings_files
 from dscall.config import API_KEY_ENV
-from dscall.errors import DscallError
+from dscall.errors import EXIT_USAGE, DscallError
 
 ORIGINS_KEY = "dscall.setting_origins"  # ctx.meta: key -> "FILE:LINE" of the default map
 KEY_ENV_KEY = "dscall.api_key_env"  # ctx.meta: (variable, where that was said)
 CONFIG_PATH_KEY = "dscall.config_path"  # ctx.meta: --config FILE as given, or None
+SHOWING_KEY = "dscall.showing"  # ctx.meta: `config show` builds the contexts, runs nothing
 _CONFIGURED = (*config_keys.COMMANDS, "show")
 
 
@@ -48,12 +49,16 @@ def _install_on(command: Any) -> None:
         if param.envvar is None:
             param.envvar = config_keys.env_name(key)
         param.show_envvar = True
+    takes_key = False
     for param in command.params:
         if param.name == "api_key":
             param.envvar = API_KEY_ENV
             param.show_envvar = True
             param.resolve_envvar_value = _api_key_from_env
-    command.params.append(_config_option())
+            takes_key = True
+    command.params.append(_probe_option("config", ConfigOption))
+    if takes_key:  # last: Click handles it after --api-key and --mock
+        command.params.append(_probe_option("check_api_key_env", KeyCheckOption, False))
 
 
 def _api_key_from_env(ctx: Any) -> str | None:
@@ -93,6 +98,22 @@ def _load(ctx: typer.Context, value: Path | None) -> Path | None:
     return value
 
 
+def _check_key(ctx: typer.Context, value: bool) -> bool:
+    """No key where a file or DSCALL_API_KEY_ENV names another variable than DEEPSEEK_API_KEY
+    is an error here: the run would otherwise fall back on DEEPSEEK_API_KEY, and send that
+    key to an endpoint it may not be meant for."""
+    if ctx.resilient_parsing or ctx.meta.get(SHOWING_KEY):
+        return value
+    if ctx.params.get("api_key") or ctx.params.get("mock"):
+        return value
+    variable, said = ctx.meta.get(KEY_ENV_KEY, (API_KEY_ENV, "default"))
+    if variable != API_KEY_ENV:
+        from dscall.cli.app import fail
+
+        fail(f"no API key: {variable} is not set (api-key-env, {said})", EXIT_USAGE)
+    return value
+
+
 def settings_files(ctx: typer.Context) -> SettingsFiles:
     files = ctx.meta.get(META_KEY)
     return files if isinstance(files, SettingsFiles) else SettingsFiles()
@@ -113,14 +134,27 @@ ConfigOption = Annotated[
 ]
 
 
-def _config_option() -> Any:
-    """A fresh ``--config`` option, built by Typer from ``ConfigOption`` like any other."""
+KeyCheckOption = Annotated[
+    bool,
+    typer.Option(
+        "--dscall-check-api-key-env",
+        hidden=True,
+        expose_value=False,
+        callback=_check_key,
+    ),
+]
+
+
+def _probe_option(name: str, annotation: Any, default: Any = None) -> Any:
+    """A fresh option ``name`` of ``annotation``, built by Typer like any other."""
     probe = typer.Typer(add_completion=False)
 
-    @probe.command()
-    def probe_command(config: ConfigOption = None) -> None:  # pragma: no cover - never run
+    def probe_command(option: Any = default) -> None:  # pragma: no cover - never run
         """Builds the option."""
 
-    option: Any = typer.main.get_command(probe).params[0]
-    option.rich_help_panel = None
-    return option
+    probe_command.__annotations__["option"] = annotation  # what Typer reads
+    probe.command()(probe_command)
+    built: Any = typer.main.get_command(probe).params[0]
+    built.name = name  # the parser's key for its value: each option its own
+    built.rich_help_panel = None
+    return built

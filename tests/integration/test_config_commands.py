@@ -83,3 +83,22 @@ def test_compare_reads_its_table(job: Path, sim: SimulatorThread) -> None:
     rows = read_rows(job / "compare.parquet")
     assert {row["variant"] for row in rows} == {"flash", "pro"}
     assert len({(row["doc_path"], row["chunk_index"]) for row in rows}) == 2
+
+
+def test_the_key_comes_from_the_variable_the_file_names(
+    job: Path, sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = settings(job, sim, 'api_key_env = "NIGHTLY_KEY"\nout = "results.parquet"\n')
+    corpus = str(job.parent / "corpus")
+    # Unset, it is an error, even with DEEPSEEK_API_KEY set: that key is not meant for here.
+    result = invoke(["process", corpus, "--config", str(config)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: no API key: NIGHTLY_KEY is not set (api-key-env, {config}:8)"
+    ]
+    assert sim.stats()["requests_received"] == 0
+    monkeypatch.delenv("DEEPSEEK_API_KEY")
+    monkeypatch.setenv("NIGHTLY_KEY", "sk-nightly-0123456789abcdef")
+    result = invoke(["process", corpus, "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert read_rows(job / "results.parquet")

@@ -80,6 +80,11 @@ BAD_FILES = [
     ),
     (
         'api_key_env = "sk-live-0123456789abcdef"\n',
+        "./dscall.toml:1: the value of 'api_key_env' looks like a key, and keys are never read "
+        "from files: put it in an environment variable and name that instead",
+    ),
+    (
+        'api_key_env = "my key"\n',
         "./dscall.toml:1: 'api_key_env' must be the name of an environment variable (letters, "
         'digits and _, e.g. "DEEPSEEK_API_KEY"), never the key itself',
     ),
