@@ -76,10 +76,11 @@ def _load(ctx: typer.Context, value: Path | None) -> Path | None:
     root: Any = ctx.find_root().command
     try:
         files = find_settings_files(value)
+        commands = getattr(root, "commands", None) or {ctx.info_name: ctx.command}
         params = {
-            name: config_keys.settings_params(root.commands[name])
+            name: config_keys.settings_params(commands[name])
             for name in config_keys.COMMANDS
-            if name in getattr(root, "commands", {})
+            if name in commands
         }
         config_keys.check_files(files, params)
         own = config_keys.settings_params(ctx.command)

@@ -216,3 +216,28 @@ def test_config_tables_outside_a_command_reads_the_files_found(
     assert [table.values["name"] for table in tables] == ["a", "b"]
     assert [table.origin for table in tables] == ["./dscall.toml:3", "./dscall.toml:6"]
     assert tables[1].key_origins == {"name": "./dscall.toml:7"}
+
+
+def test_config_tables_in_a_command_are_those_of_its_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What cli/process.py reads at run time: the tables of this invocation's --config, not
+    those of a ./dscall.toml it replaced."""
+    import typer
+
+    from dscall.cli import app
+
+    monkeypatch.delenv(NO_CONFIG_ENV)
+    monkeypatch.chdir(tmp_path)
+    Path("dscall.toml").write_text('[[endpoints]]\nname = "here"\n', encoding="utf-8")
+    nightly = tmp_path / "nightly.toml"
+    nightly.write_text('workers = 1\n[[endpoints]]\nname = "nightly"\n', encoding="utf-8")
+    group = typer.main.get_command(app)
+    root = typer.Context(group, info_name="dscall")
+    command = group.commands["chunks"]  # type: ignore[attr-defined]
+    args = ["--config", str(nightly), "docs"]
+    with command.make_context("chunks", args, parent=root) as ctx, ctx:
+        [table] = config_tables("endpoints")
+    assert table.values == {"name": "nightly"}
+    assert table.origin == f"{nightly}:2"
+    assert [table.values["name"] for table in config_tables("endpoints")] == ["here"]
