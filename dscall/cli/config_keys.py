@@ -65,7 +65,7 @@ def check_files(files: SettingsFiles, params: dict[str, dict[str, Any]]) -> None
     """Every key of every file is an option of some command, of the right type and value."""
     every = {key: param for command in params.values() for key, param in command.items()}
     for settings in files.files:
-        top = {k: v for k, v in settings.data.items() if not _is_table(k, v)}
+        top = {k: v for k, v in settings.data.items() if not _is_table(k)}
         _check_table(settings, (), top, every, params)
         for name, value in settings.data.items():
             if normal(name) in COMMANDS:
@@ -78,7 +78,7 @@ def check_files(files: SettingsFiles, params: dict[str, dict[str, Any]]) -> None
                 )
 
 
-def _is_table(name: str, value: Any) -> bool:
+def _is_table(name: str) -> bool:
     return normal(name) in COMMANDS or name in TABLE_KINDS
 
 

@@ -29,7 +29,6 @@ ORIGINS_KEY = "dscall.setting_origins"  # ctx.meta: key -> "FILE:LINE" of the de
 KEY_ENV_KEY = "dscall.api_key_env"  # ctx.meta: (variable, where that was said)
 CONFIG_PATH_KEY = "dscall.config_path"  # ctx.meta: --config FILE as given, or None
 SHOWING_KEY = "dscall.showing"  # ctx.meta: `config show` builds the contexts, runs nothing
-_CONFIGURED = (*config_keys.COMMANDS, "show")
 
 
 def install(root: Any) -> None:
@@ -84,10 +83,10 @@ def _load(ctx: typer.Context, value: Path | None) -> Path | None:
         }
         config_keys.check_files(files, params)
         own = config_keys.settings_params(ctx.command)
-        command = ctx.info_name if ctx.info_name in config_keys.COMMANDS else None
-        found = (
-            config_keys.file_settings(files, command, own) if command else {}
-        )  # `config show` reads the files for the commands it shows
+        # `config show` has no settings of its own: it builds the commands' contexts.
+        found = {}
+        if ctx.info_name in config_keys.COMMANDS:
+            found = config_keys.file_settings(files, ctx.info_name, own)
         key_env = config_keys.key_env(found)
     except DscallError as exc:
         fail(str(exc), exc.exit_code)
