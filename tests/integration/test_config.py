@@ -191,3 +191,42 @@ def test_config_show_is_a_table_on_a_terminal(project: Path) -> None:
     row = next(line for line in text.splitlines() if "workers" in line and "dscall.toml" in line)
     assert "./dscall.toml:2" in row
     assert TEST_API_KEY not in text
+
+
+def test_help_shows_each_option_s_variable() -> None:
+    from typer.testing import CliRunner
+
+    from dscall.cli import app
+
+    def help_text(command: str) -> str:
+        result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        return str(result.stdout)
+
+    process = help_text("process")
+    for name in ("DSCALL_MAX_CONCURRENCY", "DSCALL_NO_TEXT", "DSCALL_CONFIG", "DEEPSEEK_API_KEY"):
+        assert name in process
+    assert "DSCALL_CHUNK_TOKENS" in help_text("chunks")
+    assert "DSCALL_SAMPLE" in help_text("compare")
+
+
+def test_every_option_has_a_key_and_one_meaning_per_key() -> None:
+    """Options added later get a key and a variable too; a key shared by commands must take
+    the same kind of value in each, or a top-level key could not suit them all."""
+    import typer
+
+    from dscall.cli import app
+    from dscall.cli.config_keys import COMMANDS, settings_params, value_problem
+
+    group = typer.main.get_command(app)
+    kinds: dict[str, set[str]] = {}
+    for name in COMMANDS:
+        command = group.commands[name]  # type: ignore[attr-defined]
+        options = [p for p in command.params if p.param_type_name == "option" and p.expose_value]
+        keyed = settings_params(command)
+        assert {p.name for p in options} - {p.name for p in keyed.values()} <= {"help", "api_key"}
+        for key, param in keyed.items():
+            assert param.envvar, key
+            # The kind of value the key takes, as value_problem words it for a table.
+            kinds.setdefault(key, set()).add(str(value_problem(param, {})))
+    assert {key: found for key, found in kinds.items() if len(found) > 1} == {}
