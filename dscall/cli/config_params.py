@@ -14,6 +14,7 @@ bad file stops the command there, before anything is read or sent.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -145,8 +146,17 @@ KeyCheckOption = Annotated[
 ]
 
 
+_built: dict[str, Any] = {}  # each option built once a process; each command gets a copy
+
+
 def _probe_option(name: str, annotation: Any, default: Any = None) -> Any:
     """A fresh option ``name`` of ``annotation``, built by Typer like any other."""
+    if name not in _built:
+        _built[name] = _build_option(name, annotation, default)
+    return copy.copy(_built[name])
+
+
+def _build_option(name: str, annotation: Any, default: Any) -> Any:
     probe = typer.Typer(add_completion=False)
 
     def probe_command(option: Any = default) -> None:  # pragma: no cover - never run
