@@ -11,7 +11,6 @@ default): the default map is the user file's keys with the project file's over t
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -114,6 +113,8 @@ def _check_table(
 def _unknown(
     key: str, where: tuple[str, ...], known: dict[str, Any], params: dict[str, dict[str, Any]]
 ) -> str:
+    import difflib  # only for a message
+
     canonical = normal(key)
     owners = [name for name, command in params.items() if canonical in command]
     if owners:  # an option of another command, in a command's table
