@@ -14,9 +14,13 @@
    texts of each file are in ``bench/.work/docs/`` for diffing.
 
 A document where dscall gave an error row but the reference read words counts with recall 0
-in the means (it is text the user lost) and as an ``errors`` entry. Where the reference read
-nothing (a scan without a text layer, a file it cannot open), there is nothing to score: the
-table counts those as ``no text`` (neither read words) or ``ref fail`` (only dscall did).
+in the means (it is text the user lost) and as an ``errors`` entry, as does an error row for a
+file the reference opened. Where the reference read nothing, there is nothing to score: the
+table counts ``bothF`` (neither could open it: a user password, a broken file), ``refF`` (the
+reference failed, dscall read words), ``only`` (the reference opened it but found no words
+where dscall did: OCR, once it lands) and ``noTxt`` (neither found words: a scan without a
+text layer, an empty form, a DOCX of images). ``noTxtPg`` counts the pages dscall flagged as
+having no text layer; ``hyph`` the line-end hyphen splits left in dscall's text.
 """
 
 from __future__ import annotations
@@ -127,20 +131,14 @@ def measure(
 
 
 def _result(doc: CorpusDoc, ref: Reference, got: DscallText, scores: Scores) -> dict[str, Any]:
-    if ref.ok and scores.ref_words:
-        status = "read" if got.ok else "dscall error"
-    elif got.ok and scores.dscall_words:
-        status = "ref fail"
-    else:
-        status = "no text" if ref.ok else "both fail"
     figures = asdict(scores)
-    if status == "dscall error":
+    figures["status"] = _status(ref, got, scores)
+    if figures["status"] == "dscall error" and scores.ref_words:
         figures["recall"] = 0.0
     return {
         "name": doc.name,
         "class": doc.doc_class,
         "origin": doc.origin,
-        "status": status,
         "dscall_error": got.error,
         "reference_error": ref.error,
         "pages": got.pages,
@@ -149,9 +147,21 @@ def _result(doc: CorpusDoc, ref: Reference, got: DscallText, scores: Scores) -> 
     }
 
 
+def _status(ref: Reference, got: DscallText, scores: Scores) -> str:
+    if not ref.ok:
+        return "ref fail" if got.ok and scores.dscall_words else "both fail"
+    if got.ok and scores.ref_words:
+        return "read"
+    if not scores.ref_words and got.ok and scores.dscall_words:
+        return "dscall only"  # text where the reference has none: OCR, or text it cannot see
+    if not scores.ref_words and (got.ok or got.error.startswith("EmptyDocument")):
+        return "no text"  # a scan without a text layer, an empty form, a DOCX of images
+    return "dscall error"  # text lost, or an error row where the reference read the file
+
+
 def summarise(results: list[dict[str, Any]], doc_class: str) -> dict[str, Any]:
     mine = [r for r in results if r["class"] == doc_class]
-    scored = [r for r in mine if r["status"] in ("read", "dscall error")]
+    scored = [r for r in mine if r["status"] in ("read", "dscall error") and r["ref_words"]]
 
     def values(key: str) -> list[float]:
         return [r[key] for r in scored if r[key] is not None]
@@ -184,6 +194,7 @@ def summarise(results: list[dict[str, Any]], doc_class: str) -> dict[str, Any]:
         "errors": sum(1 for r in mine if r["status"] == "dscall error"),
         "both_fail": sum(1 for r in mine if r["status"] == "both fail"),
         "ref_fail": sum(1 for r in mine if r["status"] == "ref fail"),
+        "dscall_only": sum(1 for r in mine if r["status"] == "dscall only"),
         "no_text": sum(1 for r in mine if r["status"] == "no text"),
         "no_text_pages": sum(r["no_text_pages"] for r in mine),
         "hyphen_splits": sum(r["hyphen_splits"] for r in mine),
@@ -197,7 +208,7 @@ def _pct(value: float | None) -> str:
 _COLUMNS = (
     ("class", 9), ("docs", 4), ("scored", 6), ("recall", 6), ("med", 5), ("words", 5),
     ("prec", 5), ("med", 5), ("order", 5), ("tbl", 5), ("errors", 6), ("bothF", 5),
-    ("refF", 4), ("noTxt", 5), ("noTxtPg", 7), ("hyph", 5),
+    ("refF", 4), ("only", 4), ("noTxt", 5), ("noTxtPg", 7), ("hyph", 5),
 )  # fmt: skip
 
 
@@ -212,7 +223,7 @@ def print_tables(
             doc_class, s["docs"], s["scored"], _pct(s["recall_mean"]), _pct(s["recall_median"]),
             _pct(s["recall_words"]), _pct(s["precision_mean"]), _pct(s["precision_median"]),
             _pct(s["order_mean"]), _pct(s["table_rows_kept"]), s["errors"], s["both_fail"],
-            s["ref_fail"], s["no_text"], s["no_text_pages"], s["hyphen_splits"],
+            s["ref_fail"], s["dscall_only"], s["no_text"], s["no_text_pages"], s["hyphen_splits"],
         )  # fmt: skip
         print(
             "  ".join(
@@ -220,10 +231,14 @@ def print_tables(
             )
         )
     for doc_class in summary:
-        shown = ("read", "dscall error", "ref fail")  # not where both agree there is no text
+        shown = ("read", "dscall error", "ref fail", "dscall only")  # not where both agree
         scored = [r for r in results if r["class"] == doc_class and r["status"] in shown]
         scored.sort(
-            key=lambda r: (r["recall"] if r["recall"] is not None else 2.0, r["precision"] or 0.0)
+            key=lambda r: (
+                r["status"] != "dscall error",
+                r["recall"] if r["recall"] is not None else 2.0,
+                r["precision"] or 0.0,
+            )
         )
         print(f"\nworst {doc_class}: recall / precision / order %, words ref -> dscall")
         for r in scored[:worst]:

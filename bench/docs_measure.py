@@ -1,9 +1,9 @@
 """What `make bench-docs` measures on one document: dscall's text against the reference's.
 
-Words: NFKC, case-folded, soft hyphens dropped, then runs of letters and digits (punctuation,
-symbols and underscores split words and are dropped, so "a | b" and a grid table give the
-same words); each Han, kana or Hangul character is a word of its own, since CJK text has no
-spaces to split on.
+Words: NFKC, case-folded, soft hyphens and control characters dropped, then runs of letters
+and digits (punctuation, symbols and underscores split words and are dropped, so "a | b" and
+a grid table give the same words); each Han, kana or Hangul character is a word of its own,
+since CJK text has no spaces to split on.
 
 - recall: the share of the reference's words (as a multiset) that dscall's text has;
   precision: the share of dscall's words that the reference has.
@@ -33,7 +33,13 @@ _CJK = (
     "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
 )
 _WORD = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
-_DROPPED = str.maketrans({"\u00ad": None, "\ufffe": None, "\u200b": " "})
+# Soft hyphens and control characters are dropped, not word breaks: pdftotext writes an
+# unmapped ligature glyph as its code ("signi\x1ccance") where pdfium writes nothing
+# ("signicance"); both lost the "fi", and neither should lose a word more for it.
+_CONTROLS = [*range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0)]
+_DROPPED = str.maketrans(
+    {"\u00ad": None, "\ufffe": None, "\u200b": " ", **dict.fromkeys(_CONTROLS)}
+)
 _HYPHEN_SPLIT = re.compile(r"[^\W\d_]-\n[^\W\d_A-Z]")
 
 
