@@ -11,7 +11,9 @@
   way. Run again with ``-M rows-only``, the same filter prints only those table rows, one a
   line, for the table measure. The filter also drops images, whose alt text pandoc prints
   ("[A jellyfish in water Description automatically generated]") but which is no text of the
-  document (pdftotext has none either).
+  document (pdftotext has none either), and writes sub- and superscripts as their plain
+  letters, as Word shows them and dscall reads them ("F" + subscript "UL" is "FUL", where
+  pandoc's plain writer marks it "F_(UL)").
 
 A reference is cached in the corpus cache under ``refs/`` by the file's sha256 and the tool's
 version, so a rerun runs neither tool again. A tool that fails or runs past ``TIMEOUT_S``
@@ -62,6 +64,14 @@ end
 
 function Image(img)
   return {}
+end
+
+function Subscript(el)
+  return el.content
+end
+
+function Superscript(el)
+  return el.content
 end
 """
 
