@@ -366,7 +366,8 @@ def _run(command: list[str], cwd: str) -> None:
         raise SystemExit(f"bench-docs: {command[0]} not found: the corpus needs it") from exc
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise SystemExit(f"bench-docs: {' '.join(command[:4])} ... failed: {last}")
+        hint = " (run apt-get update first?)" if command[0] == "apt-get" else ""
+        raise SystemExit(f"bench-docs: {' '.join(command[:4])} ... failed: {last}{hint}")
 
 
 def _take(source: Source, unpacked: Path, corpus: Path) -> list[CorpusDoc]:
