@@ -18,9 +18,10 @@ comes from:
 - docx: the test documents of python-docx and docx2python (Word, LibreOffice, Google Docs,
   Pages; lists, tables, merged cells, comments, footnotes, hyperlinks, equations, headers).
 
-The cache folder (``~/.cache/dscall-bench-docs`` or ``$DSCALL_BENCH_DOCS_CACHE``) holds the
-downloads and ``corpus/CLASS/SOURCE__FILE``; ``manifest.json`` there marks a finished fetch of
-this exact list, so a rerun fetches nothing.
+The cache folder (``~/.cache/dscall-bench-docs`` or ``$DSCALL_BENCH_DOCS_CACHE``) holds
+``corpus/CLASS/SOURCE__FILE`` (about 60 MB; the packages are unpacked in a temporary folder
+and dropped), the cached reference texts in ``refs/``, and ``manifest.json``, which marks a
+finished fetch of this exact list, so a rerun fetches nothing.
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ def build_corpus(root: Path | None = None) -> list[CorpusDoc]:
                 return docs
     corpus = root / "corpus"
     shutil.rmtree(corpus, ignore_errors=True)
+    corpus.mkdir(parents=True)
     docs: list[CorpusDoc] = []
     for source in SOURCES:
         print(f"fetching {source.kind} {source.name} {source.version}", file=sys.stderr)
-        unpacked = _fetch(source, root / "downloads")
-        docs += _take(source, unpacked, corpus)
+        # Only the files taken are kept: the unpacked TeX Live packages alone are 430 MB.
+        with tempfile.TemporaryDirectory(dir=root) as scratch:
+            docs += _take(source, _fetch(source, Path(scratch)), corpus)
     docs += [_damage(damage, docs, corpus) for damage in DAMAGES]
     rows = [
         {
@@ -95,33 +98,25 @@ def build_corpus(root: Path | None = None) -> list[CorpusDoc]:
     return docs
 
 
-def _fetch(source: Source, downloads: Path) -> Path:
-    """The folder ``source`` unpacks into (downloaded and unpacked once)."""
-    safe = f"{source.name}_{source.version}".replace(":", "%3a")
-    target = downloads / "unpacked" / safe
-    if (target / ".done").exists():
+def _fetch(source: Source, scratch: Path) -> Path:
+    """The folder in ``scratch`` that ``source`` unpacks into."""
+    target = scratch / "unpacked"
+    if source.kind == "deb":
+        _run(["apt-get", "download", "-q", f"{source.name}={source.version}"], str(scratch))
+        (deb,) = scratch.glob("*.deb")
+        _run(["dpkg-deb", "-x", str(deb), str(target)], str(scratch))
         return target
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(dir=downloads) as scratch:
-        if source.kind == "deb":
-            _run(["apt-get", "download", "-q", f"{source.name}={source.version}"], scratch)
-            (deb,) = Path(scratch).glob("*.deb")
-            _run(["dpkg-deb", "-x", str(deb), str(target)], scratch)
-        else:
-            pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
-            pip += ["--no-binary", ":all:", "-d", scratch, f"{source.name}=={source.version}"]
-            _run(pip, scratch)
-            (sdist,) = Path(scratch).glob("*.tar.gz")
-            with tarfile.open(sdist) as tar:
-                top = tar.getmembers()[0].name.split("/")[0]
-                if hasattr(tarfile, "data_filter"):  # Python 3.10.12+: no paths outside
-                    tar.extractall(scratch, filter="data")
-                else:  # a pinned sdist from PyPI, checked by pip against the index's hash
-                    tar.extractall(scratch)  # noqa: S202
-            shutil.copytree(Path(scratch) / top, target, dirs_exist_ok=True)
-    (target / ".done").touch()
-    return target
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary"]
+    pip += [":all:", "-d", str(scratch), f"{source.name}=={source.version}"]
+    _run(pip, str(scratch))
+    (sdist,) = scratch.glob("*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        top = tar.getmembers()[0].name.split("/")[0]
+        if hasattr(tarfile, "data_filter"):  # Python 3.10.12+: no paths outside
+            tar.extractall(target, filter="data")
+        else:  # a pinned sdist from PyPI, checked by pip against the index's hash
+            tar.extractall(target)  # noqa: S202
+    return target / top
 
 
 def _run(command: list[str], cwd: str) -> None:
