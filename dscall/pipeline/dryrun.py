@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from dscall.calls.cache import ResultCache
-from dscall.calls.request import RequestBuilder, answer_source
+from dscall.calls.endpoint_plan import plan_endpoints
+from dscall.calls.request import RequestBuilder
 from dscall.config import ProcessSettings
 from dscall.documents.stage import Notify, front_half
 from dscall.pipeline.plan_outputs import run_requests
@@ -42,7 +43,7 @@ async def estimate_run(
     settings: ProcessSettings, stats: RunStats, notify: Notify
 ) -> list[DocumentEstimate]:
     prices = load_prices(settings.prices_file)
-    planned = run_requests(settings, answer_source(settings.call, settings.mock))
+    planned = run_requests(settings, plan_endpoints(settings.call, settings.mock))
     maps = [("map", planned.map)] if planned.map is not None else []
     maps += [(step.name, step.requests) for step in planned.steps if step.kind == "map"]
     now = datetime.now(timezone.utc)
@@ -100,7 +101,9 @@ def _document(
         allowance = requests.prompt.max_tokens or 0
         for chunk in doc.chunks:
             request = requests.build(chunk, path)
-            if cache is not None and cache.get(request.request_hash) is not None:
+            if cache is not None and any(
+                cache.get(key) is not None for key in (request.request_hash, *request.other_hashes)
+            ):
                 cached += number == 0  # the chunks column counts the first map step
                 continue
             figure.calls += 1
