@@ -146,10 +146,14 @@ class AttemptSender:
         except ENDPOINT_ERRORS as exc:  # 401, 402, a refused parameter: the endpoint's fault
             status, error_type = exc.status, type(exc).__name__
             limits.release("error")
-            if after_error(exc, others_left=multi and self._others_left(endpoint)) != "disable":
-                raise
+            if not multi:
+                raise  # one endpoint: the run stops (after_error's "stop")
+            action = after_error(exc, others_left=self._others_left(endpoint))
             router.disable(endpoint, disable_reason(exc, endpoint.key_env))
-            raise Rerouted(endpoint.name) from exc
+            if action == "disable":
+                raise Rerouted(endpoint.name) from exc
+            router.check_alive()  # none left: NoEndpointLeft, naming every endpoint's reason
+            raise
         except BaseException as exc:  # RunStopped (an interrupt), cancellation
             status, error_type = getattr(exc, "status", None), type(exc).__name__
             limits.release("error")

@@ -123,9 +123,12 @@ def plan_endpoints(call: CallSettings, mock: bool) -> RunEndpoints:
     return RunEndpoints(tuple(planned), tuple(sources))
 
 
-def endpoint_key(plan: EndpointPlan, explicit: str | None, mock: bool, several: bool) -> str:
-    """The API key for ``plan``: ``--api-key`` (one endpoint only) or its variable. With
-    several endpoints, one on loopback (a local vLLM, ``dscall mock-server``) may go without."""
+def endpoint_key(
+    plan: EndpointPlan, explicit: str | None, mock: bool, several: bool, configured: bool
+) -> str:
+    """The API key for ``plan``: ``--api-key`` (one endpoint only) or its variable. An endpoint
+    given with --endpoint or [[endpoints]] on loopback (a local vLLM, ``dscall mock-server``)
+    may go without."""
     if explicit and several:
         raise UsageError(
             "--api-key serves one endpoint; with several, name each one's variable with api_key_env"
@@ -135,8 +138,8 @@ def endpoint_key(plan: EndpointPlan, explicit: str | None, mock: bool, several: 
         return key
     if mock:
         return DEFAULT_MOCK_KEY
-    if several and is_loopback((urlsplit(plan.base_url).hostname or "").lower()):
+    if configured and is_loopback((urlsplit(plan.base_url).hostname or "").lower()):
         return LOOPBACK_PLACEHOLDER_KEY
-    if not several:
+    if plan.key_env == API_KEY_ENV:
         raise UsageError(f"no API key: set {API_KEY_ENV} (or pass --mock to use the simulator)")
     raise UsageError(f"endpoint {plan.name}: no API key: set {plan.key_env} (its api_key_env)")

@@ -133,7 +133,7 @@ class Router:
                     limits.cancel(reserved)  # its breaker opened while we waited for a rate
                     self.released()
                     continue
-                self._check_alive()
+                self.check_alive()
             queued = False
             await self._wait()
             reason = stop()
@@ -180,7 +180,8 @@ class Router:
         chosen.current -= total
         return chosen
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
+        """Raise the run's end when no endpoint can take calls any more."""
         enabled = [e for e in self.endpoints if e.disabled is None]
         if not enabled:
             listed = "; ".join(f"{name}: {why}" for name, why in self._reasons.items())

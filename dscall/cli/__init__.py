@@ -8,6 +8,7 @@ from dscall.cli import (  # noqa: F401  (registers commands)
     compare,
     export,
     mock_server,
+    models,
     process,
     show,
 )

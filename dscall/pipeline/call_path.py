@@ -67,10 +67,10 @@ async def open_call_path(
     planned = plan_endpoints(call, settings.mock)
     backends = []
     for endpoint in planned.endpoints:
-        if planned.several:
-            key = endpoint_key(endpoint, api_key, settings.mock, several=True)
+        if call.endpoints:
+            key = endpoint_key(endpoint, api_key, settings.mock, planned.several, True)
         else:
-            key = api_key or ""
+            key = api_key or ""  # resolved by the run, as it always was
         endpoint_call = replace(call, base_url=endpoint.base_url)
         backends.append(
             await stack.enter_async_context(

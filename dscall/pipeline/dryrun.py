@@ -37,6 +37,9 @@ class DocumentEstimate:
     error: str | None = None
     calls: int = 0  # calls to pay for, every step
     steps: tuple[StepEstimate, ...] = ()  # per step of a chain (map steps included)
+    # The upper bound at peak and at off-peak prices (None: the table has no off-peak hours).
+    max_cost_peak_usd: float | None = None
+    max_cost_off_peak_usd: float | None = None
 
 
 async def estimate_run(
@@ -116,6 +119,11 @@ def _document(
         figures += [(each, model[each.name]) for each in later_steps(steps, tokens)]
     inputs = [prices.estimate(m, f.prompt_tokens, 0, now) for f, m in figures]
     maxima = [f.cost(prices, m, now) for f, m in figures]
+    peak, off_peak = _peak_and_off_peak(prices, now)
+    at_peak = at_off_peak = None
+    if peak is not None and off_peak is not None:
+        at_peak = _total([f.cost(prices, m, peak) for f, m in figures])
+        at_off_peak = _total([f.cost(prices, m, off_peak) for f, m in figures])
     return DocumentEstimate(
         path,
         len(doc.chunks),
@@ -126,4 +134,20 @@ def _document(
         None if None in maxima else sum(c or 0.0 for c in maxima),
         calls=sum(f.calls for f, _ in figures),
         steps=tuple(f for f, _ in figures),
+        max_cost_peak_usd=at_peak,
+        max_cost_off_peak_usd=at_off_peak,
     )
+
+
+def _total(costs: list[float | None]) -> float | None:
+    return None if None in costs else sum(c or 0.0 for c in costs)
+
+
+def _peak_and_off_peak(prices: PriceTable, now: datetime) -> tuple[datetime | None, ...]:
+    """An instant at peak and one off-peak, from ``now`` on (None, None without both)."""
+    change = prices.next_change(now)
+    if change is None:
+        return None, None
+    if prices.is_off_peak(now):
+        return change, now
+    return now, change

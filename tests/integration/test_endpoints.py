@@ -239,3 +239,51 @@ def test_generic_endpoint_never_receives_thinking(tmp_path: Path) -> None:
         assert all("thinking" not in body for body in sent)
         assert {body["model"] for body in sent} == {"ds-local"}
         assert generic.stats()["responses_by_status"].get("400", 0) == 0
+
+
+def test_cache_groups_share_answers_only_when_declared(tmp_path: Path) -> None:
+    with SimulatorThread(SimulatorConfig()) as a, SimulatorThread(SimulatorConfig()) as b:
+        first = settings_for(tmp_path, [EndpointSettings("a", a.base_url, cache_group="v3")])
+        assert run(first)[0].exit_code == EXIT_OK
+        paid = ok_200(a)
+        assert paid > 0
+        # Another host of the same model, in the same group: every answer is reused.
+        shared = settings_for(tmp_path, [EndpointSettings("b", b.base_url, cache_group="v3")])
+        assert run(shared)[0].exit_code == EXIT_OK
+        assert ok_200(b) == 0
+        rows = read_rows(shared.output.out)
+        assert all(row["cached"] for row in rows)
+        assert {row["endpoint"] for row in rows} == {"b"}
+        # The same host without the group: its own answer source, so it pays.
+        apart = settings_for(tmp_path, [EndpointSettings("b", b.base_url)])
+        assert run(apart)[0].exit_code == EXIT_OK
+        assert ok_200(b) == paid
+
+
+def test_adding_an_endpoint_keeps_the_answers_of_the_one_before(tmp_path: Path) -> None:
+    with SimulatorThread(SimulatorConfig()) as a, SimulatorThread(SimulatorConfig()) as b:
+        single = settings_for(tmp_path, [], base_url=a.base_url)
+        assert run(single)[0].exit_code == EXIT_OK
+        paid = ok_200(a)
+        for order in (["a", "b"], ["b", "a"]):
+            urls = {"a": a.base_url, "b": b.base_url}
+            both = settings_for(tmp_path, [EndpointSettings(n, urls[n]) for n in order])
+            assert run(both)[0].exit_code == EXIT_OK
+            assert (ok_200(a), ok_200(b)) == (paid, 0), order
+            rows = read_rows(both.output.out)
+            assert {row["endpoint"] for row in rows} == {"a"}
+
+
+def test_models_lists_every_endpoint_with_prices(tmp_path: Path) -> None:
+    from tests.integration.conftest import invoke
+
+    with SimulatorThread(SimulatorConfig()) as live, SimulatorThread(SimulatorConfig()) as gone:
+        dead = gone.base_url
+    with SimulatorThread(SimulatorConfig()) as live:
+        result = invoke(["models", "--endpoint", f"ok={live.base_url}", "--endpoint", f"x={dead}"])
+    lines = result.stdout.splitlines()
+    assert lines[0] == "endpoint\tmodel\tprice (at peak)"
+    assert "ok\tdeepseek-flash\t$0.006 hit / $0.3 miss / $1.2 out per M tokens" in result.stdout
+    assert "ok\tdeepseek-chat\tno price (cost unknown)" in lines
+    assert any(line.startswith("x\t-\terror: cannot reach") for line in lines), lines
+    assert result.exit_code == 1
