@@ -59,6 +59,7 @@ class EndpointFigures:
     breaker: str = "closed"
     disabled: str | None = None  # why it takes no more calls (401, 402, a refused parameter)
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
+    status_counts: dict[int, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         lat = self.latency.percentiles()
@@ -115,6 +116,7 @@ class RunStats:
     # By endpoint name, with several endpoints (empty with one: the run's figures are its own).
     endpoints: dict[str, EndpointFigures] = field(default_factory=dict)
     off_peak_wait_until: str | None = None  # --off-peak wait: held until then (a label)
+    breaker_state: str = "closed"  # the one endpoint's circuit breaker (several: per endpoint)
 
     @property
     def documents_seen(self) -> int:

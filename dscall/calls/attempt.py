@@ -171,8 +171,12 @@ class AttemptSender:
             latency_ms = (time.perf_counter() - began) * 1000.0
             stats.in_flight -= 1
             if multi:
+                if status is not None:
+                    counts = figures.status_counts
+                    counts[status] = counts.get(status, 0) + 1
                 self._after_multi(endpoint, before)
             else:
+                stats.breaker_state = breaker.state
                 limit = stats.concurrency_limit = limits.concurrency.limit
                 if limit < stats.concurrency_min:
                     stats.concurrency_min = limit
