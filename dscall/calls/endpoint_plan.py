@@ -126,14 +126,14 @@ def plan_endpoints(call: CallSettings, mock: bool) -> RunEndpoints:
 def endpoint_key(
     plan: EndpointPlan, explicit: str | None, mock: bool, several: bool, configured: bool
 ) -> str:
-    """The API key for ``plan``: ``--api-key`` (one endpoint only) or its variable. An endpoint
-    given with --endpoint or [[endpoints]] on loopback (a local vLLM, ``dscall mock-server``)
-    may go without."""
-    if explicit and several:
-        raise UsageError(
-            "--api-key serves one endpoint; with several, name each one's variable with api_key_env"
-        )
-    key = explicit or os.environ.get(plan.key_env, "")
+    """The API key for ``plan``: its ``api_key_env`` variable; ``--api-key`` (which reads
+    DEEPSEEK_API_KEY) serves the endpoints that keep that default variable, every one when the
+    run has one. An endpoint given with --endpoint or [[endpoints]] on loopback (a local vLLM,
+    ``dscall mock-server``) may go without."""
+    if not several or plan.key_env == API_KEY_ENV:
+        key = explicit or os.environ.get(plan.key_env, "")
+    else:
+        key = os.environ.get(plan.key_env, "")
     if key:
         return key
     if mock:

@@ -116,15 +116,27 @@ OffPeak = Annotated[
 def endpoint_settings(
     flags: list[str] | None, base_url: str
 ) -> tuple[config.EndpointSettings, ...]:
-    """The run's endpoints from ``--endpoint`` (none: one endpoint, ``--base-url``)."""
-    from dscall.calls.endpoint_specs import check_endpoints, parse_endpoint_flag
+    """The run's endpoints: ``--endpoint`` flags, else the settings file's ``[[endpoints]]``
+    tables, else none (one endpoint: ``--base-url``)."""
+    from dscall.calls.endpoint_specs import (
+        check_endpoints,
+        parse_endpoint_flag,
+        parse_endpoint_table,
+    )
+    from dscall.cli.config_file import config_tables
 
-    if not flags:
+    if flags:
+        endpoints = [parse_endpoint_flag(flag) for flag in flags]
+    else:
+        tables = config_tables("endpoints")
+        endpoints = [parse_endpoint_table(t.values, t.origin, t.key_origins) for t in tables]
+    if not endpoints:
         return ()
     if base_url.rstrip("/") != config.DEFAULT_BASE_URL.rstrip("/"):
         from dscall.errors import UsageError
 
         raise UsageError(
-            "--base-url and --endpoint together: give every endpoint with --endpoint NAME=URL"
+            "--base-url (or base-url, DSCALL_BASE_URL) and several endpoints together: give "
+            "every endpoint with --endpoint NAME=URL or an [[endpoints]] table"
         )
-    return check_endpoints(parse_endpoint_flag(flag) for flag in flags)
+    return check_endpoints(endpoints)
