@@ -4,8 +4,13 @@ one is killed, 429 storms on one, 401 on one, all down, fallbacks, generic endpo
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,44 +92,70 @@ def test_weights_split_traffic_by_ratio(
     assert stats.endpoints["b"].ok == sent_b
 
 
+def _mock_server_process(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    """``dscall mock-server`` in a process of its own (so that it can be killed), its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dscall", "mock-server", "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().split()[-1]
+
+
+def _server_stats(url: str) -> dict[str, Any]:
+    assert url.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(url + "/stats", timeout=5) as response:  # noqa: S310 (loopback)
+        stats: dict[str, Any] = json.loads(response.read())
+    return stats
+
+
 def test_killed_endpoint_fails_over_and_nothing_is_paid_twice(tmp_path: Path) -> None:
-    config = SimulatorConfig(latency_ms=20)
-    with SimulatorThread(config) as a, SimulatorThread(config) as b:
-        settings = settings_for(
-            tmp_path,
-            [EndpointSettings("a", a.base_url), EndpointSettings("b", b.base_url)],
-            concurrency=4,
-            max_concurrency=8,
-        )
-        killed_at: dict[str, int] = {}
+    doomed, doomed_url = _mock_server_process("--latency-ms", "20")
+    try:
+        with SimulatorThread(SimulatorConfig(latency_ms=20)) as b:
+            settings = settings_for(
+                tmp_path,
+                [EndpointSettings("a", doomed_url), EndpointSettings("b", b.base_url)],
+                concurrency=4,
+                max_concurrency=8,
+            )
+            killed_at: dict[str, int] = {}
 
-        def kill_when_busy() -> None:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                stats = a.stats()
-                if stats["requests_received"] >= 20:
-                    killed_at["in_flight"] = int(stats["in_flight"])
-                    killed_at["ok"] = ok_200(a)
-                    a.stop()  # the process is gone: connections refused from now on
-                    return
-                time.sleep(0.005)
+            def kill_when_busy() -> None:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    stats = _server_stats(doomed_url)
+                    if stats["requests_received"] >= 20:
+                        killed_at["ok"] = int(stats["responses_by_status"].get("200", 0))
+                        doomed.send_signal(signal.SIGKILL)  # the process is gone at once
+                        doomed.wait()
+                        return
+                    time.sleep(0.005)
 
-        killer = threading.Thread(target=kill_when_busy)
-        killer.start()
-        result, stats, _ = run(settings)
-        killer.join()
-        assert "ok" in killed_at, "the run ended before the endpoint could be killed"
-        rows = read_rows(settings.output.out)
-        assert_rows_complete(rows)
-        assert result.exit_code == EXIT_OK
-        assert all(row["status"] == "ok" for row in rows)
-        paid = killed_at["ok"] + ok_200(b)
-        distinct = sum(1 for row in rows if not row["cached"])
-        # Answers lost with the killed process (on the wire at the kill: at most its share of
-        # --max-concurrency, 4 of 8) may be paid again; nothing else is.
-        assert distinct <= paid <= distinct + 4
-        assert ok_200(b) > distinct // 2  # the other endpoint took over
-        assert stats.endpoints["a"].breaker != "closed"
+            killer = threading.Thread(target=kill_when_busy)
+            killer.start()
+            result, stats, _ = run(settings)
+            killer.join()
+            assert "ok" in killed_at, "the run ended before the endpoint could be killed"
+            rows = read_rows(settings.output.out)
+            assert_rows_complete(rows)
+            assert result.exit_code == EXIT_OK
+            assert all(row["status"] == "ok" for row in rows)
+            paid = killed_at["ok"] + ok_200(b)
+            distinct = sum(1 for row in rows if not row["cached"])
+            # Answers lost with the killed process (on the wire at the kill: at most its share
+            # of --max-concurrency, 4 of 8) may be paid again; nothing else is.
+            assert distinct <= paid <= distinct + 4
+            assert ok_200(b) > distinct // 2  # the other endpoint took over
+            assert stats.endpoints["a"].breaker != "closed"
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+            doomed.wait()
+        assert doomed.stdout is not None
+        doomed.stdout.close()
 
 
 def test_429_storm_on_one_endpoint_cuts_its_concurrency_only(tmp_path: Path) -> None:
