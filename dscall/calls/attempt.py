@@ -216,15 +216,18 @@ class AttemptSender:
         breaker = endpoint.breaker
         if breaker.state == "half_open":
             breaker.abandon_probe()  # a probe with no verdict (a 429): someone else may probe
-        figures.concurrency_limit = endpoint.limits.concurrency.limit
         figures.breaker = breaker.state
-        stats = self._stats
         router = self.router
-        limit = stats.concurrency_limit = router.total_limit()
-        if limit < stats.concurrency_min:
-            stats.concurrency_min = limit
-        elif limit > stats.concurrency_max:
-            stats.concurrency_max = limit
+        now = endpoint.limits.concurrency.limit
+        if now != figures.concurrency_limit:  # the run's total limit moves by the difference
+            stats = self._stats
+            limit = stats.concurrency_limit + now - figures.concurrency_limit
+            stats.concurrency_limit = limit
+            figures.concurrency_limit = now
+            if limit < stats.concurrency_min:
+                stats.concurrency_min = limit
+            elif limit > stats.concurrency_max:
+                stats.concurrency_max = limit
         if breaker.state != before or breaker.down:
             # Capacity came back (closed), or went (open, given up): every waiter looks again.
             router.changed()

@@ -141,44 +141,45 @@ class Router:
                 raise reason
 
     def _pick(self, avoid: Endpoint | None) -> Endpoint | None:
-        """The endpoint that takes the attempt now (its slot taken), or None to wait."""
+        """The endpoint that takes the attempt now (its slot taken), or None to wait.
+
+        One pass per tier: smooth weighted round robin over the healthy endpoints with a free
+        slot, ``avoid`` left out unless it is the only one free."""
         for tier in self._tiers:
             healthy = False
-            free: list[Endpoint] = []
+            chosen: Endpoint | None = None
+            avoided: Endpoint | None = None
+            total = 0.0
             for endpoint in tier:
-                if endpoint.disabled is not None or not endpoint.breaker.available():
+                if endpoint.disabled is not None:
+                    continue
+                breaker = endpoint.breaker
+                if breaker.state != "closed" and not breaker.available():
                     continue
                 healthy = True
                 concurrency = endpoint.limits.concurrency
-                if concurrency.in_flight < concurrency.limit:
-                    free.append(endpoint)
-                else:
+                if concurrency.in_flight >= concurrency.limit:
                     concurrency.try_acquire()  # refused: tells it the limit held a call back
+                    continue
+                if endpoint is avoid:
+                    avoided = endpoint
+                    continue
+                endpoint.current += endpoint.weight
+                total += endpoint.weight
+                if chosen is None or endpoint.current > chosen.current:
+                    chosen = endpoint
             if not healthy:
                 continue  # this tier cannot take calls: the next one may
-            if avoid is not None and len(free) > 1 and avoid in free:
-                free.remove(avoid)
-            if not free:
+            if chosen is not None:
+                chosen.current -= total
+            else:
+                chosen = avoided  # the endpoint that just failed is the only one free
+            if chosen is None:
                 return None
-            chosen = self._round_robin(free)
             if not chosen.breaker.try_probe() or not chosen.limits.try_slot():
                 return None
             return chosen
         return None
-
-    @staticmethod
-    def _round_robin(free: list[Endpoint]) -> Endpoint:
-        if len(free) == 1:
-            return free[0]
-        total = 0.0
-        chosen = free[0]
-        for endpoint in free:
-            endpoint.current += endpoint.weight
-            total += endpoint.weight
-            if endpoint.current > chosen.current:
-                chosen = endpoint
-        chosen.current -= total
-        return chosen
 
     def check_alive(self) -> None:
         """Raise the run's end when no endpoint can take calls any more."""
