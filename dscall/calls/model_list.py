@@ -52,6 +52,16 @@ async def list_models(
             names = info.models if info.models is not None else ()
             priced = []
             for name in names:
+                if spec.prices is not None and name == spec.model:
+                    hit, miss, output = spec.prices
+                    priced.append(
+                        (
+                            name,
+                            f"${hit:g} hit / ${miss:g} miss / ${output:g} out per M tokens "
+                            "(the endpoint's prices)",
+                        )
+                    )
+                    continue
                 rates = prices.models.get(name)
                 if rates is None:
                     priced.append((name, "no price (cost unknown)"))

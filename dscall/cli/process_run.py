@@ -66,9 +66,12 @@ def execute(
 
 
 def endpoint_label(settings: ProcessSettings) -> str:
-    """The endpoint label of the metrics: the host (``simulator`` for --mock)."""
+    """The endpoint label of the metrics: the host (``simulator`` for --mock); ``all`` for the
+    run-wide families of a run with several endpoints (the per-endpoint ones name each)."""
     from urllib.parse import urlsplit
 
+    if settings.call.endpoints:
+        return "all"
     return "simulator" if settings.mock else (urlsplit(settings.call.base_url).hostname or "")
 
 
