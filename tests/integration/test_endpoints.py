@@ -369,3 +369,44 @@ prices = {{ hit = 0, miss = 0, output = 0 }}
         assert "bad.toml:4" in message
         assert "did you mean 'weight'" in message
         assert "\n" not in message
+
+
+def test_every_endpoint_killed_mid_run_stops_with_what_finished_written(tmp_path: Path) -> None:
+    servers = [_mock_server_process("--latency-ms", "20") for _ in range(2)]
+    try:
+        settings = settings_for(
+            tmp_path,
+            [EndpointSettings(f"e{n}", url) for n, (_, url) in enumerate(servers)],
+            concurrency=4,
+            max_concurrency=8,
+            max_outage_s=1.0,
+        )
+
+        def kill_both_when_busy() -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                seen = [_server_stats(url) for _, url in servers]
+                if sum(s["requests_received"] for s in seen) >= 30:
+                    for process, _ in servers:
+                        process.send_signal(signal.SIGKILL)
+                        process.wait()
+                    return
+                time.sleep(0.005)
+
+        killer = threading.Thread(target=kill_both_when_busy)
+        killer.start()
+        result, _, _ = run(settings)
+        killer.join()
+        assert result.exit_code == EXIT_STOPPED
+        assert "every endpoint is down" in str(result.stop_reason)
+        rows = read_rows(settings.output.out)
+        answered = [row for row in rows if row["status"] == "ok"]
+        assert answered, "the answers received before the outage must be written"
+        assert len(rows) < 40 * 4  # the run did stop early
+    finally:
+        for process, _ in servers:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            assert process.stdout is not None
+            process.stdout.close()
