@@ -410,3 +410,23 @@ def test_every_endpoint_killed_mid_run_stops_with_what_finished_written(tmp_path
                 process.wait()
             assert process.stdout is not None
             process.stdout.close()
+
+
+def test_off_peak_wait_from_the_command_line(tmp_path: Path, workspace: Any) -> None:
+    from tests.integration.conftest import invoke
+
+    with SimulatorThread(SimulatorConfig()) as sim:
+        always_off_peak = tmp_path / "prices.json"
+        always_off_peak.write_text(
+            json.dumps({"peak_hours": {"windows_utc": [], "off_peak_factor": 0.5}})
+        )
+        args = workspace.args(sim, "--off-peak", "wait", "--prices", str(always_off_peak))
+        result = invoke(args)
+        assert result.exit_code == 0, result.stderr  # off-peak now: nothing waits
+        assert "off-peak wait" not in result.stderr
+        no_hours = tmp_path / "flat.json"
+        no_hours.write_text(json.dumps({"peak_hours": None}))
+        result = invoke(workspace.args(sim, "--off-peak", "wait", "--prices", str(no_hours)))
+        assert result.exit_code == 2
+        assert "--off-peak wait needs peak hours" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
