@@ -68,6 +68,9 @@ CHUNK_MIN_FILL = 0.5
 TokenizerChoice = Literal["auto", "exact", "estimate"]
 # --provider: the endpoint's profile (dscall/calls/providers.py); auto = detected from the host.
 ProviderChoice = Literal["auto", "deepseek", "openai"]
+EndpointPriority = Literal["primary", "fallback"]
+# --off-peak: "any" sends whenever; "wait" holds new requests during DeepSeek's peak hours.
+OffPeakChoice = Literal["any", "wait"]
 PdfBackendChoice = Literal["auto", "pdfium", "pypdf"]
 # --ocr: auto = pages without a text layer, always = every page of a PDF, never = none.
 OcrChoice = Literal["auto", "always", "never"]
@@ -287,6 +290,32 @@ class CallSettings:
     max_outage_s: float = DEFAULT_MAX_OUTAGE_S
     allow_insecure_http: bool = False
     provider: ProviderChoice = "auto"
+    # Several endpoints (SPEC §11): ``--endpoint NAME=URL`` or ``[[endpoints]]`` tables. Empty:
+    # one endpoint, ``base_url`` with ``provider``.
+    endpoints: tuple[EndpointSettings, ...] = ()
+    off_peak: OffPeakChoice = "any"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSettings:
+    """One endpoint of a run with several (``calls/endpoint_specs.py`` reads and checks them).
+    ``None`` means the run's own value (``--model``, ``--max-concurrency`` ...)."""
+
+    name: str
+    base_url: str
+    api_key_env: str = API_KEY_ENV  # the variable that holds its key: keys are never in files
+    model: str | None = None  # the run's --model as this endpoint names it
+    provider: ProviderChoice = "auto"
+    weight: float = 1.0
+    priority: EndpointPriority = "primary"
+    max_concurrency: int | None = None  # default: the run's, shared by weight among primaries
+    rpm: int | None = None
+    tpm: int | None = None
+    # USD per million tokens at peak: cache-hit input, cache-miss input, output. None: the
+    # price table's for the model it is sent (unknown if the table has none).
+    prices: tuple[float, float, float] | None = None
+    cache_group: str | None = None  # answers shared with the endpoints of the same group
+    where: str | None = None  # "FILE:LINE" of its table, for messages
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,6 +204,15 @@ class EndpointDown(RunStopped):
     pass
 
 
+class NoEndpointLeft(RunStopped):
+    """Every endpoint of a run with several was disabled (401, 402, a refused parameter)."""
+
+
+class Rerouted(Exception):
+    """Internal to the caller: the attempt's endpoint was disabled before the request was
+    answered; it goes to another endpoint and the try does not count as an attempt."""
+
+
 class BudgetExhausted(RunStopped):
     pass
 

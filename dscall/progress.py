@@ -30,7 +30,7 @@ from rich.text import Text
 
 from dscall.config import PROGRESS_PLAIN_INTERVAL_S, PROGRESS_REFRESH_PER_S
 from dscall.errors import UsageError
-from dscall.stats import RunStats
+from dscall.stats import EndpointFigures, RunStats
 
 Mode = Literal["rich", "plain", "quiet"]
 
@@ -113,7 +113,7 @@ def format_cost(stats: RunStats) -> str:
     return f"{prefix}${stats.cost_usd:.4f}"
 
 
-def _ms(value: float | None) -> str:
+def ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:,.0f} ms" if value < 10_000 else f"{value / 1000:,.1f} s"
@@ -156,9 +156,20 @@ def _figures(stats: RunStats, req_rate: float, chunk_rate: float, final: bool) -
     ]
     if len(stats.steps) > 1:  # a chain: how far each step is
         parts.append("steps " + ", ".join(f"{n} {s.calls:,}" for n, s in stats.steps.items()))
+    if stats.endpoints:  # several endpoints: each one's in flight and limit, or its state
+        parts.append("endpoints " + ", ".join(_endpoint(n, e) for n, e in stats.endpoints.items()))
+    if stats.off_peak_wait_until is not None:
+        parts.append(f"waiting for off-peak until {stats.off_peak_wait_until}")
     if not final:
         parts.append(f"ETA {format_duration(stats.eta_s(chunk_rate or None))}")
     return parts
+
+
+def _endpoint(name: str, figures: EndpointFigures) -> str:
+    if figures.disabled is not None:
+        return f"{name} disabled"
+    state = "" if figures.breaker == "closed" else f" ({figures.breaker})"
+    return f"{name} {figures.in_flight}/{figures.concurrency_limit}{state}"
 
 
 # --- the live display ------------------------------------------------------------------------
@@ -246,7 +257,9 @@ class ProgressDisplay:
         else:
             req_rate, chunk_rate = self._rates.update(stats)
         figures = _figures(stats, req_rate, chunk_rate, final)
-        head = f"[{_clock(stats.elapsed_s())}] {'done: ' if final else ''}"
+        # The wall clock (UTC) for logs read later (cron), then the run's elapsed time.
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        head = f"{stamp} [{_clock(stats.elapsed_s())}] {'done: ' if final else ''}"
         return head + " | ".join(figures)
 
     def _write(self, text: str) -> None:
@@ -270,99 +283,3 @@ class ProgressDisplay:
         grid = Table.grid(padding=(0, 1))
         grid.add_row(bar, Text(" · ".join([figures[1], figures[0], figures[-1]])))
         return Group(grid, Text(" · ".join(figures[2:-1]), style="dim"))
-
-
-# --- the end-of-run summary ----------------------------------------------------------------
-
-
-def _ocr_pages(count: int) -> str:
-    return f", {count:,} page{'' if count == 1 else 's'} OCR'd" if count else ""
-
-
-def summary_rows(stats: RunStats) -> list[tuple[str, str]]:
-    lat = stats.latency.percentiles()
-    return (
-        [
-            (
-                "documents",
-                f"{stats.documents_seen:,} read, {stats.documents_failed:,} failed, "
-                f"{stats.files_skipped:,} files skipped" + _ocr_pages(stats.front.ocr_pages),
-            ),
-            (
-                "chunks",
-                f"{stats.chunks_done:,} of {stats.chunks_total:,}: {stats.chunks_ok:,} ok, "
-                f"{stats.chunks_failed:,} failed, {stats.chunks_cached:,} cached",
-            ),
-            (
-                "requests",
-                f"{stats.requests_sent:,} sent, {stats.retries:,} retries, "
-                f"{stats.throttled:,} throttled",
-            ),
-            (
-                "tokens",
-                f"{stats.prompt_tokens:,} prompt ({stats.cache_hit_tokens:,} cache hit, "
-                f"{stats.cache_miss_tokens:,} miss), {stats.completion_tokens:,} completion",
-            ),
-            (
-                "cost",
-                format_cost(stats) + (" (some rows have no price)" if stats.cost_unknown else ""),
-            ),
-            ("latency", f"p50 {_ms(lat['p50'])}, p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])}"),
-            (
-                "throughput",
-                f"{stats.throughput():,.2f} chunks/s, {stats.requests_per_s():,.2f} requests/s",
-            ),
-            ("error rate", f"{stats.error_rate() * 100:.2f}%"),
-            ("wall time", format_duration(stats.elapsed_s())),
-        ]
-        + _step_rows(stats)
-        + _schema_rows(stats)
-    )
-
-
-def _schema_rows(stats: RunStats) -> list[tuple[str, str]]:
-    if not stats.schema_checked:
-        return []
-    return [
-        (
-            "schema",
-            f"{stats.schema_reasks:,} answers asked again, "
-            f"{stats.schema_invalid:,} rows still invalid",
-        )
-    ]
-
-
-def _step_rows(stats: RunStats) -> list[tuple[str, str]]:
-    """One row per step of a chain (none for a plain map run)."""
-    if list(stats.steps) in ([], ["map"]):
-        return []
-    return [
-        (
-            f"step {name}",
-            f"{step.calls:,} calls ({step.cached:,} cached, {step.failed:,} failed), "
-            f"{step.prompt_tokens:,} prompt / {step.completion_tokens:,} completion tokens, "
-            f"${step.cost_usd:.4f}",
-        )
-        for name, step in stats.steps.items()
-    ]
-
-
-def render_summary(stats: RunStats, stream: TextIO | None = None) -> None:
-    """The end-of-run table: rich on a terminal, aligned plain text otherwise."""
-    out = stream if stream is not None else sys.stderr
-    rows = summary_rows(stats)
-    if choose_mode(False, out) == "rich":
-        table = Table(title="dscall summary", show_header=False, title_justify="left")
-        table.add_column(style="bold")
-        table.add_column()
-        for label, value in rows:
-            table.add_row(Text(label), Text(value))
-        Console(file=out, force_terminal=True, highlight=False).print(table)
-        return
-    width = max(len(label) for label, _ in rows)
-    text = "summary\n" + "".join(f"  {label:<{width}}  {value}\n" for label, value in rows)
-    try:
-        out.write(text)
-        out.flush()
-    except (OSError, ValueError):
-        pass

@@ -4,120 +4,16 @@
 directly, which costs a few tens of nanoseconds and needs no lock (one event-loop thread writes;
 the progress thread only reads, and a figure one update stale on screen is harmless).
 
-Latency percentiles come from ``LatencyRecorder``: the first ``exact_limit`` samples are kept
-exactly (small runs report true percentiles); past that they fold into a log-bucket histogram
-whose buckets are 2% wide, so any percentile is within 1% of the true value while memory stays a
-fixed ~1,100 integers whether the run makes ten requests or ten million.
+Latency percentiles come from ``LatencyRecorder`` (``dscall.latency``), in bounded memory.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
 import time
-from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
-# Histogram range and resolution. Bucket i covers [MIN * G**i, MIN * G**(i+1)); the reported
-# value 2*L*G/(1+G) is off by at most (G-1)/(G+1) < 1% relative for any sample in the bucket.
-_HIST_MIN_MS = 0.01
-_HIST_MAX_MS = 1e7  # ~2.8 hours: far past the 15-minute attempt deadline
-_GROWTH = 1.02
-_LOG_MIN = math.log(_HIST_MIN_MS)
-_INV_LOG_GROWTH = 1.0 / math.log(_GROWTH)
-_BUCKETS = int(math.log(_HIST_MAX_MS / _HIST_MIN_MS) * _INV_LOG_GROWTH) + 1
-_LAST = _BUCKETS - 1  # also holds everything above _HIST_MAX_MS
-_MID_FACTOR = 2 * _GROWTH / (1 + _GROWTH)
-# Exact samples kept before folding into the histogram: 80 KB of doubles.
-DEFAULT_EXACT_LIMIT = 10_000
-
-
-class LatencyRecorder:
-    """Records latencies (milliseconds) and answers percentiles in bounded memory."""
-
-    __slots__ = ("_buckets", "_exact", "_exact_limit", "count", "max_ms", "min_ms", "total_ms")
-
-    def __init__(self, exact_limit: int = DEFAULT_EXACT_LIMIT) -> None:
-        self._exact_limit = exact_limit
-        self._exact: array[float] | None = array("d")
-        self._buckets = [0] * _BUCKETS
-        self.count = 0
-        self.total_ms = 0.0
-        self.min_ms = math.inf
-        self.max_ms = 0.0
-
-    @property
-    def exact(self) -> bool:
-        """True while every sample is still kept (percentiles are exact)."""
-        return self._exact is not None
-
-    def record(self, ms: float) -> None:
-        self.count += 1
-        self.total_ms += ms
-        if ms < self.min_ms:
-            self.min_ms = ms
-        if ms > self.max_ms:
-            self.max_ms = ms
-        exact = self._exact
-        if exact is not None:
-            exact.append(ms)
-            if len(exact) >= self._exact_limit:
-                self._exact = None
-                for value in exact:
-                    self._add(value)
-            return
-        self._add(ms)
-
-    def _add(self, ms: float) -> None:
-        if ms <= _HIST_MIN_MS:
-            self._buckets[0] += 1
-            return
-        index = int((math.log(ms) - _LOG_MIN) * _INV_LOG_GROWTH)
-        self._buckets[index if index < _LAST else _LAST] += 1
-
-    def percentile(self, p: float) -> float | None:
-        """The nearest-rank ``p``-th percentile (``p`` in 0..100), or None with no samples."""
-        if self.count == 0:
-            return None
-        rank = max(1, math.ceil(p / 100.0 * self.count))
-        if self._exact is not None:
-            return sorted(self._exact)[rank - 1]
-        seen = 0
-        for index, n in enumerate(self._buckets):
-            seen += n
-            if seen >= rank:
-                if index == _LAST:  # the overflow bucket: its best witness is the max
-                    return self.max_ms
-                value = _HIST_MIN_MS * _GROWTH**index * _MID_FACTOR
-                return min(max(value, self.min_ms), self.max_ms)
-        return self.max_ms  # pragma: no cover - counts always add up to self.count
-
-    def percentiles(self, ps: tuple[float, ...] = (50.0, 95.0, 99.0)) -> dict[str, float | None]:
-        """``{"p50": ..., "p95": ..., "p99": ...}``; one sort for all of them in exact mode."""
-        if self._exact is not None and self.count:
-            ordered = sorted(self._exact)
-            return {f"p{p:g}": ordered[max(1, math.ceil(p / 100.0 * self.count)) - 1] for p in ps}
-        return {f"p{p:g}": self.percentile(p) for p in ps}
-
-    def cumulative_ms(self, bounds_ms: list[float]) -> list[int]:
-        """How many samples were at most each bound (a Prometheus histogram's buckets); exact
-        while every sample is kept, else to the histogram's 2% resolution."""
-        if self._exact is not None:
-            ordered = sorted(self._exact)
-            return [bisect.bisect_right(ordered, bound) for bound in bounds_ms]
-        counts = []
-        for bound in bounds_ms:
-            if bound <= _HIST_MIN_MS:
-                counts.append(self._buckets[0])
-                continue
-            below = min(int((math.log(bound) - _LOG_MIN) * _INV_LOG_GROWTH), _LAST)
-            counts.append(sum(self._buckets[:below]))
-        return counts
-
-    @property
-    def mean_ms(self) -> float | None:
-        return self.total_ms / self.count if self.count else None
+from dscall.latency import LatencyRecorder as LatencyRecorder  # re-exported
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
@@ -149,6 +45,35 @@ class FrontTally:
     no_text_pages: int = 0
     ocr_pages: int = 0  # pages whose text came from --ocr
     skipped: int = 0  # files discovery passed over (unsupported, unreadable, loops)
+
+
+@dataclass(slots=True)
+class EndpointFigures:
+    """One endpoint's share of a run with several (SPEC §11), for progress and summary."""
+
+    priority: str = "primary"
+    requests: int = 0  # attempts sent to it
+    ok: int = 0
+    throttled: int = 0
+    in_flight: int = 0
+    concurrency_limit: int = 0
+    breaker: str = "closed"
+    disabled: str | None = None  # why it takes no more calls (401, 402, a refused parameter)
+    latency: LatencyRecorder = field(default_factory=LatencyRecorder)
+    status_counts: dict[int, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        lat = self.latency.percentiles()
+        return {
+            "priority": self.priority,
+            "requests": self.requests,
+            "ok": self.ok,
+            "throttled": self.throttled,
+            "concurrency_limit": self.concurrency_limit,
+            "breaker": self.breaker,
+            "disabled": self.disabled,
+            "latency_ms": {key: _round(value) for key, value in lat.items()},
+        }
 
 
 @dataclass(slots=True)
@@ -189,6 +114,10 @@ class RunStats:
     schema_checked: bool = False  # --schema: answers are checked against it
     schema_reasks: int = 0  # answers asked again with their validation errors
     schema_invalid: int = 0  # rows whose last answer still did not follow the schema
+    # By endpoint name, with several endpoints (empty with one: the run's figures are its own).
+    endpoints: dict[str, EndpointFigures] = field(default_factory=dict)
+    off_peak_wait_until: str | None = None  # --off-peak wait: held until then (a label)
+    breaker_state: str = "closed"  # the one endpoint's circuit breaker (several: per endpoint)
 
     @property
     def documents_seen(self) -> int:
@@ -277,6 +206,9 @@ class RunStats:
             error_rate               failed rows / rows (0..1)
             concurrency              {final, min, max} of the adaptive in-flight limit
             schema                   {reasks, invalid} with --schema (absent without)
+            endpoints                {name: {priority, requests, ok, throttled,
+                                     concurrency_limit, breaker, disabled, latency_ms}} with
+                                     several endpoints (absent with one)
             steps                    [{name, calls, cached, failed, prompt_tokens,
                                      completion_tokens, cost_usd}] per step of the chain, in
                                      chain order (``map`` alone in --mode map)
@@ -328,6 +260,11 @@ class RunStats:
                 "max": self.concurrency_max,
             },
             **self._schema_summary(),
+            **(
+                {"endpoints": {name: ep.summary() for name, ep in self.endpoints.items()}}
+                if self.endpoints
+                else {}
+            ),
             "steps": [
                 {
                     "name": name,

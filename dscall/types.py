@@ -126,6 +126,13 @@ class CallRequest:
     estimated_prompt_tokens: int
     max_tokens: int | None
     stream: bool
+    # With several answer sources (endpoints in different cache groups): the cache key of the
+    # same request under each further source, in the run's order (calls/endpoint_plan.py).
+    other_hashes: tuple[str, ...] = ()
+
+    def hash_for(self, source_index: int) -> str:
+        """The cache key of this request under the run's answer source ``source_index``."""
+        return self.request_hash if source_index == 0 else self.other_hashes[source_index - 1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +177,7 @@ class ChunkRow:
     chunk_text: str | None = None
     request_hash: str | None = None
     model: str | None = None
+    endpoint: str | None = None  # the endpoint that answered, or whose cache group did
     response_model: str | None = None
     output: str | None = None
     finish_reason: str | None = None

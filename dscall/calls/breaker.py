@@ -90,6 +90,46 @@ class CircuitBreaker:
     def last_failure_kind(self) -> str:
         return self._last_kind
 
+    @property
+    def down(self) -> bool:
+        """Given up: failing past --max-outage (no probe will be let through again)."""
+        return self._down is not None
+
+    @property
+    def retry_at(self) -> float:
+        """Clock time from which an open breaker lets a probe through."""
+        return self._retry_at
+
+    def available(self) -> bool:
+        """Whether a request may be sent now without waiting: closed, or open with its
+        cooldown passed (the caller then becomes the probe through ``try_probe``)."""
+        state = self._state
+        if state == "closed":
+            return True
+        return state == "open" and self._down is None and self._clock() >= self._retry_at
+
+    def try_probe(self) -> bool:
+        """Become the probe of an open breaker whose cooldown passed, without waiting (a
+        router choosing among endpoints); True also when closed."""
+        if self._state == "closed":
+            return True
+        if not self.available():
+            return False
+        task = asyncio.current_task()
+        self._state = "half_open"
+        self._probe = task
+        if task is not None:
+            task.add_done_callback(self._probe_gone)
+        return True
+
+    def abandon_probe(self) -> None:
+        """The calling task probed and got no verdict (a 429, a bad request) and goes to
+        another endpoint: the next caller may probe at once, with no cooldown penalty."""
+        if self._state == "half_open" and self._probe is asyncio.current_task():
+            self._state = "open"
+            self._probe = None
+            self._notify()
+
     async def before_call(self) -> None:
         """Return when a request may be sent; wait while the endpoint is down.
 

@@ -9,16 +9,16 @@
         another live run has it ──> wait for its answer (outcome, cached) or for the lease to
                                     come free (its call failed, its process died): take it
         ours (or no cache) ──┐
-    for each attempt (tenacity, policy in calls.retry):
-        breaker.before_call()      waits while the endpoint is down; EndpointDown past max outage
-        limits.acquire()           adaptive concurrency + optional rpm/tpm buckets
-        breaker.may_send()?        no (it opened while we waited for a slot): give the slot
-                                   back, wait on the breaker again
+    for each attempt (tenacity, policy in calls.retry), calls/attempt.py:
+        router.take()              an endpoint: its breaker lets the request through, a slot
+                                   under its adaptive limit, its rpm/tpm buckets; a retry
+                                   prefers another endpoint (calls/router.py)
         backend.send()             one HTTP attempt
         limits.release(), breaker.record_*(), audit line
-    cache.put()                    the moment the answer arrives: the cache is the checkpoint;
-                                   the lease goes in the same transaction (or with the last
-                                   failure, or cancellation, through cache.release())
+    cache.put()                    the moment the answer arrives: the cache is the checkpoint,
+                                   under the answering endpoint's answer source; the lease goes
+                                   in the same transaction (or with the last failure, or
+                                   cancellation, through cache.release())
 
 A ``RunStopped`` error (401, 402, outage, interrupt) is not retried: it propagates to the
 engine, which stops dispatching. Requests already on the wire are allowed to finish, since the
@@ -37,27 +37,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from dscall.calls.backend import Backend
-from dscall.calls.breaker import CircuitBreaker
+from dscall.calls.attempt import AttemptSender, Gate, Trail
+from dscall.calls.attempt import RequestContext as RequestContext  # re-exported: plans use it
 from dscall.calls.cache import ResultCache
-from dscall.calls.limits import CallLimits
 from dscall.calls.retry import build_retrying, call_with_retries
-from dscall.errors import (
-    CallError,
-    HTTPStatusError,
-    Interrupted,
-    OutOfDescriptors,
-    PermanentCallError,
-    RetryableCallError,
-    RunStopped,
-    one_line,
-)
+from dscall.calls.router import Router
+from dscall.errors import CallError, Interrupted, Rerouted, RunStopped, one_line
 from dscall.output.audit import AuditLog
 from dscall.stats import RunStats
 from dscall.types import CallRequest, CallResponse
-
-# Statuses that mean "slow down" to the adaptive limit rather than "the endpoint is broken".
-_THROTTLE_STATUSES = frozenset({429, 503})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +60,7 @@ class CallOutcome:
     latency_ms: float  # the last attempt's round trip
     started_at: float  # epoch seconds
     finished_at: float
+    endpoint: str | None = None  # the endpoint that answered (or whose cache group did)
 
 
 def internal_error_outcome(exc: BaseException) -> CallOutcome:
@@ -81,24 +70,12 @@ def internal_error_outcome(exc: BaseException) -> CallOutcome:
     return CallOutcome(None, "InternalError", one_line(message), 0, False, 0.0, now, now)
 
 
-@dataclass(slots=True)  # built for every job, cached or not: a plain __init__ is cheaper
-class RequestContext:
-    """Where a request comes from, for the audit log."""
-
-    doc_path: str
-    chunk_index: int | None  # None for a document-level call (a reduce, a document step)
-    step: str = "map"
-    reask: int = 0  # structured output: how many times this answer was asked again
-
-
 class ChunkCaller:
     """Turns ``CallRequest``s into ``CallOutcome``s; one instance per run."""
 
     def __init__(
         self,
-        backend: Backend,
-        limits: CallLimits,
-        breaker: CircuitBreaker,
+        router: Router,
         stats: RunStats,
         max_retries: int,
         cache: ResultCache | None = None,
@@ -106,31 +83,52 @@ class ChunkCaller:
         audit: AuditLog | None = None,
         stop_requested: Callable[[], RunStopped | None] = lambda: None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        gate: Gate | None = None,
     ) -> None:
-        self._backend = backend
-        self._limits = limits
-        self._breaker = breaker
+        self.router = router
         self._stats = stats
         self._cache = cache
         self._read_cache = cache is not None and not refresh
-        self._audit = audit
         self._stop_requested = stop_requested
+        self._sender = AttemptSender(router, stats, audit, stop_requested, gate)
         # ``sleep`` waits between attempts (tests pass one that returns at once).
         self._retrying = build_retrying(max_retries, sleep=sleep, before_sleep=self._count_retry)
         self._in_flight: dict[str, asyncio.Future[CallOutcome]] = {}
+        # Answer source index -> the name rows give an answer cached under it.
+        names: dict[int, str] = {}
+        for endpoint in router.endpoints:
+            names.setdefault(endpoint.source_index, endpoint.name)
+        self._source_names = tuple(names.get(i, "") for i in range(max(names) + 1))
+        self._first_name = router.first.name
 
     def _count_retry(self, *_: object) -> None:
         self._stats.retries += 1
 
     def cached(self, request: CallRequest) -> CallOutcome | None:
         """The stored answer for ``request``, if any (synchronous: a local sqlite read)."""
-        if not self._read_cache or self._cache is None:
+        cache = self._cache
+        if not self._read_cache or cache is None:
             return None
-        response = self._cache.get(request.request_hash)
+        response = cache.get(request.request_hash)
+        source = 0
         if response is None:
-            return None
+            if not request.other_hashes:
+                return None
+            response, source = self._other_source(cache, request)
+            if response is None:
+                return None
         now = time.time()
-        return CallOutcome(response, None, None, 0, True, 0.0, now, now)
+        name = self._source_names[source]
+        return CallOutcome(response, None, None, 0, True, 0.0, now, now, name)
+
+    @staticmethod
+    def _other_source(cache: ResultCache, request: CallRequest) -> tuple[CallResponse | None, int]:
+        """An answer stored under another of the run's answer sources, and which one."""
+        for index, key in enumerate(request.other_hashes, start=1):
+            response = cache.get(key)
+            if response is not None:
+                return response, index
+        return None, 0
 
     def in_flight(self, request: CallRequest) -> asyncio.Future[CallOutcome] | None:
         """The pending outcome of an identical request already dispatched, if any."""
@@ -156,6 +154,7 @@ class ChunkCaller:
             0.0,
             now,
             now,
+            outcome.endpoint,
         )
 
     async def call(
@@ -176,12 +175,18 @@ class ChunkCaller:
         attempts = 0
         latency_ms = 0.0
         cache = self._cache
+        trail = Trail()
+        sender = self._sender
 
         async def attempt() -> CallResponse:
             nonlocal attempts, latency_ms
-            attempts += 1
-            response, latency_ms = await self._attempt(request, context, attempts)
-            return response
+            while True:
+                attempts += 1
+                try:
+                    response, latency_ms = await sender.send(request, context, attempts, trail)
+                except Rerouted:
+                    continue  # its endpoint was disabled: to another one, not a retry
+                return response
 
         try:
             try:
@@ -200,15 +205,28 @@ class ChunkCaller:
                     latency_ms,
                     started,
                     time.time(),
+                    trail.endpoint.name if trail.endpoint is not None else None,
                 )
             else:
                 if reused is not None:  # another run paid for it
-                    outcome = CallOutcome(reused, None, None, 0, True, 0.0, started, time.time())
-                else:
-                    if cache is not None:  # releases the lease in the answer's transaction
-                        cache.put(request.request_hash, response)
                     outcome = CallOutcome(
-                        response, None, None, attempts, False, latency_ms, started, time.time()
+                        reused, None, None, 0, True, 0.0, started, time.time(), self._first_name
+                    )
+                else:
+                    answered = trail.endpoint
+                    assert answered is not None
+                    if cache is not None:
+                        self._store(cache, request, answered.source_index, response)
+                    outcome = CallOutcome(
+                        response,
+                        None,
+                        None,
+                        attempts,
+                        False,
+                        latency_ms,
+                        started,
+                        time.time(),
+                        answered.name,
                     )
         except BaseException as exc:
             if cache is not None:
@@ -225,6 +243,16 @@ class ChunkCaller:
         leader.set_result(outcome)
         return outcome
 
+    @staticmethod
+    def _store(cache: ResultCache, request: CallRequest, source: int, answer: CallResponse) -> None:
+        """Store ``answer`` under the answering endpoint's answer source; the lease (on the
+        request's first key) goes in the same transaction."""
+        if source == 0:
+            cache.put(request.request_hash, answer)
+            return
+        cache.put(request.hash_for(source), answer)
+        cache.release(request.request_hash)
+
     async def _lead(self, request: CallRequest) -> CallResponse | None:
         """Take the cross-process lease on ``request``: None when this run is to send it, or
         the answer another run stored. Raises the stop reason if the run stops meanwhile."""
@@ -233,6 +261,12 @@ class ChunkCaller:
         request_hash = request.request_hash
         while True:
             claim = await cache.acquire(request_hash, check_answer=self._read_cache)
+            if claim is None and request.other_hashes and self._read_cache:
+                # Another run may have stored it under another endpoint's answer source.
+                answer, _ = self._other_source(cache, request)
+                if answer is not None:
+                    cache.release(request_hash)
+                    return answer
             if claim is None or isinstance(claim, CallResponse):
                 return claim
             if not self._read_cache:  # --refresh: sent again by design, whoever has it
@@ -245,105 +279,3 @@ class ChunkCaller:
                 return response
             # The lease came free without an answer (the other run's call failed, or its
             # process is gone): take it, unless yet another run was quicker.
-
-    async def _attempt(
-        self, request: CallRequest, context: RequestContext, attempt: int
-    ) -> tuple[CallResponse, float]:
-        stop = self._stop_requested()
-        if stop is not None:
-            raise stop
-        reserved = request.estimated_prompt_tokens + (request.max_tokens or 0)
-        while True:
-            await self._breaker.before_call()
-            await self._limits.acquire(reserved)
-            stop = self._stop_requested()
-            if stop is not None:  # the run stopped while this request waited for its turn
-                self._limits.cancel(reserved)
-                raise stop
-            if self._breaker.may_send():
-                break
-            # The breaker opened while this request waited for its slot: it must not go out
-            # now. Give the slot (and any rpm/tpm reservation) back and wait on the breaker.
-            self._limits.cancel(reserved)
-        stats = self._stats
-        stats.in_flight += 1
-        stats.requests_sent += 1
-        began = time.perf_counter()
-        status: int | None = None
-        error_type: str | None = None
-        response: CallResponse | None = None
-        try:
-            response = await self._backend.send(request)
-            status = response.status
-        except HTTPStatusError as exc:
-            status, error_type = exc.status, exc.error_type
-            if exc.status in _THROTTLE_STATUSES:
-                stats.throttled += 1
-                # A 503 without Retry-After is as often a fault as overload: the limiter
-                # weighs it less (dscall/calls/limits.py).
-                explicit = exc.status == 429 or exc.retry_after is not None
-                self._limits.release("throttled" if explicit else "overloaded")
-                if exc.status != 429:
-                    self._breaker.record_failure(error_type)
-            else:
-                self._limits.release("error")
-                self._breaker.record_failure(error_type)
-            raise
-        except OutOfDescriptors as exc:
-            # This machine's limit, not the endpoint's health: no breaker failure; fewer in
-            # flight is what frees descriptors.
-            error_type = exc.error_type
-            self._limits.release("overloaded")
-            raise
-        except RetryableCallError as exc:
-            error_type = exc.error_type
-            self._limits.release("error")
-            self._breaker.record_failure(error_type)
-            raise
-        except PermanentCallError as exc:
-            status, error_type = exc.status, exc.error_type
-            self._limits.release("ok")  # the endpoint is healthy; the request was not
-            self._breaker.record_success()
-            raise
-        except BaseException as exc:  # RunStopped (401/402 carry their status), cancellation
-            status, error_type = getattr(exc, "status", None), type(exc).__name__
-            self._limits.release("error")
-            raise
-        else:
-            self._limits.release("ok")
-            self._breaker.record_success()
-            elapsed_ms = (time.perf_counter() - began) * 1000.0
-            stats.latency.record(elapsed_ms)
-            return response, elapsed_ms
-        finally:
-            latency_ms = (time.perf_counter() - began) * 1000.0
-            stats.in_flight -= 1
-            limit = stats.concurrency_limit = self._limits.concurrency.limit
-            if limit < stats.concurrency_min:
-                stats.concurrency_min = limit
-            elif limit > stats.concurrency_max:
-                stats.concurrency_max = limit
-            if status is not None:
-                stats.status_counts[status] = stats.status_counts.get(status, 0) + 1
-            usage = response.usage if response is not None else None
-            # Give back the --tpm reservation: the real usage, or nothing for a failed attempt.
-            self._limits.settle(
-                request.estimated_prompt_tokens + (request.max_tokens or 0),
-                usage.prompt_tokens + usage.completion_tokens if usage else 0,
-            )
-            if self._audit is not None:
-                self._audit.record(
-                    request_hash=request.request_hash,
-                    doc_path=context.doc_path,
-                    chunk_index=context.chunk_index,
-                    step=context.step,
-                    reask=context.reask,
-                    model=request.model,
-                    status=status,
-                    attempt=attempt,
-                    latency_ms=latency_ms,
-                    prompt_tokens=usage.prompt_tokens if usage else 0,
-                    completion_tokens=usage.completion_tokens if usage else 0,
-                    cached=False,
-                    error_type=error_type,
-                )

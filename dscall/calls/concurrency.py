@@ -182,6 +182,17 @@ class AdaptiveConcurrency:
                     self._waiters.clear()  # only cancelled ones are left
             raise
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now, without waiting (a router choosing among several
+        endpoints). A refusal counts as the limit holding a request back."""
+        if self._waiting == 0 and self._in_flight < self._limit:
+            self._in_flight += 1
+            if self._in_flight == self._limit:
+                self._saturated = True
+            return True
+        self._saturated = True
+        return False
+
     def release(self, outcome: Outcome) -> None:
         """Give the slot back and tell the limiter how the request went."""
         self._in_flight -= 1

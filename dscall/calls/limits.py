@@ -103,6 +103,17 @@ class CallLimits:
         await self.concurrency.acquire()
         if self.rpm is None and self.tpm is None:
             return
+        await self.acquire_rates(tokens)
+
+    def try_slot(self) -> bool:
+        """A slot now, or False (``acquire_rates`` next, for the rpm/tpm part)."""
+        return self.concurrency.try_acquire()
+
+    async def acquire_rates(self, tokens: int) -> None:
+        """With a slot already held: wait for a request and ``tokens`` tokens of the buckets.
+        On cancellation or failure the slot is given back too."""
+        if self.rpm is None and self.tpm is None:
+            return
         took_request = False
         try:
             if self.rpm is not None:

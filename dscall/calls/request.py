@@ -122,6 +122,11 @@ def normalise_base_url(base_url: str) -> str:
     return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
+# Who answers: one answer source, or several (a run whose endpoints are in several cache
+# groups), the first endpoint's first.
+Sources = str | tuple[str, ...]
+
+
 def answer_source(call: CallSettings, mock: bool) -> str:
     """Who answers this run's requests: part of every cache key."""
     if mock:
@@ -138,7 +143,7 @@ class RequestBuilder:
         self,
         prompt: PromptSettings,
         namespace: str,
-        source: str,
+        source: Sources,
         template: PromptTemplate | None = None,
         *,
         provider: Provider = DEEPSEEK,
@@ -149,9 +154,11 @@ class RequestBuilder:
             raise UsageError("--temperature must be between 0 and 2")
         self.prompt = prompt
         self.template = template or PromptTemplate.parse(prompt.template)
-        self._hash_prefix = hashlib.sha256(
-            namespace.encode("utf-8", "surrogatepass") + b"\x00" + source.encode() + b"\x00"
-        )
+        sources = (source,) if isinstance(source, str) else source
+        space = namespace.encode("utf-8", "surrogatepass")
+        prefixes = [hashlib.sha256(space + b"\x00" + s.encode() + b"\x00") for s in sources]
+        self._hash_prefix = prefixes[0]
+        self._other_prefixes = tuple(prefixes[1:])
         self._params: dict[str, Any] = {"model": prompt.model}
         if prompt.max_tokens is not None:
             self._params["max_tokens"] = prompt.max_tokens
@@ -229,6 +236,9 @@ class RequestBuilder:
             body = dumps_canonical(params)
         else:
             body = hashed
+        others: tuple[str, ...] = ()
+        if self._other_prefixes:
+            others = tuple(self._other(prefix, hashed) for prefix in self._other_prefixes)
         return CallRequest(
             body=body,
             request_hash=digest.hexdigest(),
@@ -236,4 +246,11 @@ class RequestBuilder:
             estimated_prompt_tokens=self._fixed_tokens + content_tokens,
             max_tokens=self.prompt.max_tokens,
             stream=self.prompt.stream,
+            other_hashes=others,
         )
+
+    @staticmethod
+    def _other(prefix: Any, hashed: bytes) -> str:
+        digest = prefix.copy()
+        digest.update(hashed)
+        return str(digest.hexdigest())

@@ -9,6 +9,7 @@ from dscall.cli import (  # noqa: F401  (registers commands)
     config_cmd,
     export,
     mock_server,
+    models,
     process,
     show,
 )

@@ -91,3 +91,52 @@ Namespace = Annotated[
     str,
     typer.Option(help="Cache namespace; namespaces never share entries.", rich_help_panel=CACHE),
 ]
+Endpoints = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--endpoint",
+        metavar="NAME=URL",
+        help="One of several endpoints (repeat it); calls are shared and fail over between "
+        "them. Weights, priorities, keys and limits: [[endpoints]] in the config file.",
+        show_default=False,
+        rich_help_panel=CALLS,
+    ),
+]
+OffPeak = Annotated[
+    config.OffPeakChoice,
+    typer.Option(
+        metavar="WHEN",
+        help="any or wait: wait holds new requests during DeepSeek's peak hours (calls in "
+        "flight finish) and resumes off-peak.",
+        rich_help_panel=CALLS,
+    ),
+]
+
+
+def endpoint_settings(
+    flags: list[str] | None, base_url: str
+) -> tuple[config.EndpointSettings, ...]:
+    """The run's endpoints: ``--endpoint`` flags, else the settings file's ``[[endpoints]]``
+    tables, else none (one endpoint: ``--base-url``)."""
+    from dscall.calls.endpoint_specs import (
+        check_endpoints,
+        parse_endpoint_flag,
+        parse_endpoint_table,
+    )
+    from dscall.cli.config_file import config_tables
+
+    if flags:
+        endpoints = [parse_endpoint_flag(flag) for flag in flags]
+    else:
+        tables = config_tables("endpoints")
+        endpoints = [parse_endpoint_table(t.values, t.origin, t.key_origins) for t in tables]
+    if not endpoints:
+        return ()
+    if base_url.rstrip("/") != config.DEFAULT_BASE_URL.rstrip("/"):
+        from dscall.errors import UsageError
+
+        raise UsageError(
+            "--base-url (or base-url, DSCALL_BASE_URL) and several endpoints together: give "
+            "every endpoint with --endpoint NAME=URL or an [[endpoints]] table"
+        )
+    return check_endpoints(endpoints)

@@ -120,6 +120,7 @@ def compare(
     ] = False,
     quiet: Annotated[bool, options.quiet("No notes or table; errors only.")] = False,
     base_url: call_options.BaseUrl = config.DEFAULT_BASE_URL,
+    endpoint: call_options.Endpoints = None,
     provider: call_options.Provider = "auto",
     api_key: call_options.ApiKey = None,
     mock: call_options.Mock = False,
@@ -173,6 +174,7 @@ def compare(
             ),
             call=config.CallSettings(
                 base_url=base_url,
+                endpoints=call_options.endpoint_settings(endpoint, base_url),
                 provider=provider,
                 concurrency=concurrency,
                 max_concurrency=max(config.DEFAULT_MAX_CONCURRENCY, concurrency),

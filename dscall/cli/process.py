@@ -153,6 +153,7 @@ def process(
         ),
     ] = False,
     base_url: call_options.BaseUrl = config.DEFAULT_BASE_URL,
+    endpoint: call_options.Endpoints = None,
     provider: call_options.Provider = "auto",
     api_key: call_options.ApiKey = None,
     mock: call_options.Mock = False,
@@ -180,11 +181,12 @@ def process(
     max_outage: Annotated[
         float,
         typer.Option(
-            help="Stop (exit 3) when the endpoint stays down this long, seconds.",
+            help="Stop (exit 3) when every endpoint stays down this long, seconds.",
             min=0.0,
             rich_help_panel=_CALLS,
         ),
     ] = config.DEFAULT_MAX_OUTAGE_S,
+    off_peak: call_options.OffPeak = "any",
     budget_usd: call_options.BudgetUsd = None,
     prices: call_options.Prices = None,
     allow_insecure_http: Annotated[
@@ -278,6 +280,8 @@ def process(
                 tpm=tpm,
                 max_outage_s=max_outage,
                 allow_insecure_http=allow_insecure_http,
+                endpoints=call_options.endpoint_settings(endpoint, base_url),
+                off_peak=off_peak,
             ),
             cache=config.CacheSettings(
                 directory=cache_dir or config.default_cache_dir(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,8 +23,9 @@ from dscall.output.safety import STDOUT
 from dscall.output.summary_file import write_summary
 from dscall.pipeline.dryrun import DocumentEstimate, estimate_run
 from dscall.pipeline.run import RunResult, run_process
-from dscall.progress import ProgressDisplay, choose_mode, render_summary, safe_text
+from dscall.progress import ProgressDisplay, choose_mode, safe_text
 from dscall.stats import RunStats
+from dscall.summary import render_summary
 
 
 def execute(
@@ -64,9 +66,12 @@ def execute(
 
 
 def endpoint_label(settings: ProcessSettings) -> str:
-    """The endpoint label of the metrics: the host (``simulator`` for --mock)."""
+    """The endpoint label of the metrics: the host (``simulator`` for --mock); ``all`` for the
+    run-wide families of a run with several endpoints (the per-endpoint ones name each)."""
     from urllib.parse import urlsplit
 
+    if settings.call.endpoints:
+        return "all"
     return "simulator" if settings.mock else (urlsplit(settings.call.base_url).hostname or "")
 
 
@@ -213,6 +218,11 @@ def _print_estimates(estimates: list[DocumentEstimate], model: str) -> None:
         _money(None if None in costs_in else sum(c or 0.0 for c in costs_in)),
         _money(None if None in costs_max else sum(c or 0.0 for c in costs_max)),
     )
+    peak = [e.max_cost_peak_usd for e in known]
+    off_peak = [e.max_cost_off_peak_usd for e in known]
+    if known and None not in peak and None not in off_peak:  # DeepSeek's two prices
+        view.add_row("at peak", *[""] * 6, _money(sum(c or 0.0 for c in peak)))
+        view.add_row("off-peak", *[""] * 6, _money(sum(c or 0.0 for c in off_peak)))
     steps: dict[str, list[int]] = {}  # name -> calls, prompt tokens, output tokens
     for est in known:
         for step in est.steps:
@@ -224,4 +234,6 @@ def _print_estimates(estimates: list[DocumentEstimate], model: str) -> None:
         view.add_section()
         for name, (calls, prompt, output) in steps.items():
             view.add_row(f"step {name}", "", "", str(calls), f"{prompt:,}", f"{output:,}", "", "")
-    Console(highlight=False).print(view)
+    # Off a terminal (a log, a pipe) nothing limits the width: file names are never cut.
+    wide = None if sys.stdout.isatty() else 1000
+    Console(highlight=False, width=wide).print(view)

@@ -16,8 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from dscall import __version__
-from dscall.calls import providers
-from dscall.calls.request import answer_source
+from dscall.calls.endpoint_plan import plan_endpoints
 from dscall.compare.plan import ComparePlan
 from dscall.compare.report import compare_summary
 from dscall.compare.sample import Sample
@@ -84,7 +83,7 @@ async def run_compare(
     settings = replace(settings, base=fit_to_fd_limit(base, notify))
     async with OutputLock([base.output.out], wait=False, notify=notify):
         if not base.mock:
-            key = resolve_api_key(api_key, mock=False)
+            key = api_key if base.call.endpoints else resolve_api_key(api_key, mock=False)
             return await _run(settings, built, sample, prices, key, stats, notify)
         from dscall.simulator import SimulatorConfig, start_simulator
 
@@ -114,7 +113,7 @@ async def _run(
     built: Built,
     sample: Sample,
     prices: PriceTable,
-    api_key: str,
+    api_key: str | None,
     stats: RunStats,
     notify: Notify,
 ) -> CompareResult:
@@ -139,7 +138,7 @@ async def _run(
         base.output.include_text,
     )
     async with contextlib.AsyncExitStack() as stack:
-        provider = providers.resolve(base.call, base.mock)
+        provider = plan_endpoints(base.call, base.mock).provider
         path = await open_call_path(
             stack, base, api_key, run_id, prices, provider, notify, built.models
         )
@@ -171,7 +170,7 @@ async def _run(
         "run_id": run_id,
         "dscall_version": __version__,
         "command": "compare",
-        "answer_source": answer_source(base.call, base.mock),
+        "answer_source": plan_endpoints(base.call, base.mock).sources[0],
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "seed": settings.seed,
         "sample": settings.sample,

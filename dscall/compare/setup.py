@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 from itertools import combinations
 from typing import Any
 
-from dscall.calls import providers
 from dscall.calls.cache import ResultCache
-from dscall.calls.request import PromptTemplate, RequestBuilder, answer_source
+from dscall.calls.endpoint_plan import plan_endpoints
+from dscall.calls.request import PromptTemplate, RequestBuilder
 from dscall.chunking.tokens import estimate_tokens
 from dscall.compare.judge import judge_template
 from dscall.compare.plan import Variant
@@ -64,8 +64,9 @@ class Built:
 def build(settings: CompareSettings) -> Built:
     """The request builders; a bad template is a ``UsageError`` here, before any call."""
     base = settings.base
-    source = answer_source(base.call, base.mock)
-    provider = providers.resolve(base.call, base.mock)
+    endpoints = plan_endpoints(base.call, base.mock)
+    source = endpoints.sources
+    provider = endpoints.provider
     namespace = base.cache.namespace
     variants = []
     for spec in settings.variants:

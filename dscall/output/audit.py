@@ -12,7 +12,7 @@ A line holds who, what and how it went; never the API key, never the document or
     {"timestamp": "2026-11-05T10:11:12.345Z", "run_id": "...", "caller": "ann@host",
      "namespace": "default", "request_hash": "ab12...", "doc_path": "a/b.pdf",
      "chunk_index": 0, "step": "map", "reask": 0, "model": "deepseek-flash",
-     "endpoint_host": "api.deepseek.com",
+     "endpoint": "api.deepseek.com", "endpoint_host": "api.deepseek.com",
      "status": 200, "attempt": 1, "latency_ms": 812.5, "prompt_tokens": 900,
      "completion_tokens": 120, "cached": false, "error_type": null}
 """
@@ -103,8 +103,11 @@ class AuditLog:
         error_type: str | None,
         step: str = "map",
         reask: int = 0,
+        endpoint: str | None = None,
+        endpoint_host: str | None = None,
     ) -> None:
-        """Queue one attempt's line; writes when the buffer is full or the interval passed."""
+        """Queue one attempt's line; writes when the buffer is full or the interval passed.
+        ``endpoint``/``endpoint_host``: where it went (default: the run's one endpoint)."""
         now = time.time()
         second = int(now)
         if second != self._stamp_second:
@@ -123,7 +126,8 @@ class AuditLog:
                 "step": step,
                 "reask": reask,
                 "model": model,
-                "endpoint_host": self._host,
+                "endpoint": endpoint or self._host,
+                "endpoint_host": endpoint_host or self._host,
                 "status": status,
                 "attempt": attempt,
                 "latency_ms": int(latency_ms * 1000) / 1000,  # round() is 5x slower

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 # Request duration buckets, seconds: from a cached-prefix answer to a long reasoning call.
 BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+BREAKER_STATES = ("closed", "half_open", "open", "disabled")
 MISSING = "prometheus-client is not installed: pip install 'dscall[metrics]'"
 
 
@@ -60,9 +61,12 @@ class RunMetrics:
         requests = core.CounterMetricFamily(
             "dscall_requests", "HTTP attempts by status code", labels=["endpoint", "code"]
         )
-        for code, count in sorted(stats.status_counts.items()):
-            requests.add_metric([endpoint, str(code)], count)
+        by_endpoint = {name: e.status_counts for name, e in stats.endpoints.items()}
+        for name, counts in (by_endpoint or {endpoint: stats.status_counts}).items():
+            for code, count in sorted(counts.items()):
+                requests.add_metric([name, str(code)], count)
         yield requests
+        yield from self._endpoint_gauges(core)
         yield _counter(core, "dscall_retries", "Attempts retried", endpoint, stats.retries)
         tokens = core.CounterMetricFamily(
             "dscall_tokens", "Tokens paid in this run, by kind", labels=["endpoint", "kind"]
@@ -115,6 +119,36 @@ class RunMetrics:
             "The run's exit code (-1 while it runs)",
             -1 if self.exit_code is None else self.exit_code,
         )
+
+    def _endpoint_gauges(self, core: Any) -> Iterator[Any]:
+        """Each endpoint's in flight, adaptive limit and breaker state (one endpoint: the
+        run's figures)."""
+        stats = self.stats
+        rows = [
+            (name, e.in_flight, e.concurrency_limit, "disabled" if e.disabled else e.breaker)
+            for name, e in stats.endpoints.items()
+        ] or [(self.endpoint, stats.in_flight, stats.concurrency_limit, stats.breaker_state)]
+        in_flight = core.GaugeMetricFamily(
+            "dscall_endpoint_in_flight", "Requests on the wire, by endpoint", labels=["endpoint"]
+        )
+        limit = core.GaugeMetricFamily(
+            "dscall_endpoint_concurrency_limit",
+            "The adaptive in-flight limit, by endpoint",
+            labels=["endpoint"],
+        )
+        breaker = core.GaugeMetricFamily(
+            "dscall_breaker_state",
+            "1 for the circuit breaker's current state (closed, half_open, open, disabled)",
+            labels=["endpoint", "state"],
+        )
+        for name, flying, limit_now, state in rows:
+            in_flight.add_metric([name], flying)
+            limit.add_metric([name], limit_now)
+            for each in BREAKER_STATES:
+                breaker.add_metric([name, each], 1.0 if each == state else 0.0)
+        yield in_flight
+        yield limit
+        yield breaker
 
     def _latency(self, core: Any) -> Any:
         latency = self.stats.latency

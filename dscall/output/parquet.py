@@ -58,6 +58,7 @@ _STATUS_FIELDS: list[pa.Field] = [
 _CALL_FIELDS: list[pa.Field] = [
     pa.field("request_hash", pa.string()),
     pa.field("model", pa.string()),
+    pa.field("endpoint", pa.string()),  # the endpoint that answered (SPEC §11)
     pa.field("response_model", pa.string()),
     pa.field("output", pa.string()),
     pa.field("finish_reason", pa.string()),

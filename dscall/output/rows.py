@@ -66,6 +66,7 @@ class RowBuilder:
             chunk_text=chunk.text if self.include_text else None,
             request_hash=request.request_hash,
             model=request.model,
+            endpoint=outcome.endpoint,
             attempts=outcome.attempts,
             cached=outcome.cached,
             latency_ms=outcome.latency_ms if outcome.attempts else None,

@@ -10,19 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dscall.calls.backend import Backend, EndpointInfo
 from dscall.calls.breaker import CircuitBreaker
 from dscall.calls.cache import ResultCache
 from dscall.calls.caller import ChunkCaller
+from dscall.calls.endpoint_plan import RunEndpoints, endpoint_key, plan_endpoints
+from dscall.calls.endpoints import Endpoint, body_rewrite
 from dscall.calls.http import HttpBackend
 from dscall.calls.limits import CallLimits
 from dscall.calls.providers import Provider
+from dscall.calls.router import Router
 from dscall.config import ProcessSettings
 from dscall.errors import InsufficientBalance, RunStopped, TransportError, UsageError
 from dscall.output.audit import AuditLog, default_caller
 from dscall.pipeline.budget import BalanceWatch, Budget
+from dscall.pipeline.endpoint_checks import endpoint_prices, preflight_several
 from dscall.pipeline.engine import Engine
 from dscall.pipeline.ledger import Ledger
 from dscall.plans.base import Plan
@@ -34,33 +38,59 @@ Notify = Callable[[str], None]
 
 @dataclass(slots=True)
 class CallPath:
-    backend: HttpBackend
+    endpoints: RunEndpoints
+    backends: tuple[HttpBackend, ...]  # one per endpoint, in the run's order
     balance: BalanceWatch | None  # warns when the dispatched prompts pass the balance
     cache: ResultCache | None
     audit: AuditLog | None
+    disabled: dict[str, str]  # endpoints the pre-flight check found unusable, and why
+
+    @property
+    def backend(self) -> HttpBackend:
+        return self.backends[0]
 
 
 async def open_call_path(
     stack: contextlib.AsyncExitStack,
     settings: ProcessSettings,
-    api_key: str,
+    api_key: str | None,
     run_id: str,
     prices: PriceTable,
     provider: Provider,
     notify: Notify,
     models: tuple[str, ...] | None = None,
 ) -> CallPath:
-    """Open the transport (checked before anything else: ``models``, default the run's
-    model), the cache and the audit log on ``stack``."""
+    """Open the transports (checked before anything else: ``models``, default the run's
+    model), the cache and the audit log on ``stack``. ``api_key``: the run's key with one
+    endpoint; with several, each endpoint's comes from its own variable."""
     call = settings.call
-    backend = await stack.enter_async_context(
-        HttpBackend(api_key, call, pool_size=call.max_concurrency, provider=provider)
-    )
+    planned = plan_endpoints(call, settings.mock)
+    backends = []
+    for endpoint in planned.endpoints:
+        if call.endpoints:
+            key = endpoint_key(endpoint, api_key, settings.mock, planned.several, True)
+        else:
+            key = api_key or ""  # resolved by the run, as it always was
+        endpoint_call = replace(call, base_url=endpoint.base_url)
+        backends.append(
+            await stack.enter_async_context(
+                HttpBackend(
+                    key,
+                    endpoint_call,
+                    pool_size=endpoint.max_concurrency,
+                    provider=provider if not planned.several else endpoint.provider,
+                )
+            )
+        )
     balance = None
+    disabled: dict[str, str] = {}
     if settings.preflight:
-        info = await preflight(backend, settings, notify, models)
-        if info.balance_usd is not None:
-            balance = BalanceWatch(info.balance_usd, prices, notify)
+        if planned.several:
+            disabled = await preflight_several(planned, backends, settings, notify, models)
+        else:
+            info = await preflight(backends[0], settings, notify, models)
+            if info.balance_usd is not None:
+                balance = BalanceWatch(info.balance_usd, prices, notify)
     cache = None
     if settings.cache.enabled:
         cache = stack.enter_context(
@@ -80,10 +110,10 @@ async def open_call_path(
                 run_id=run_id,
                 caller=settings.caller or default_caller(),
                 namespace=settings.cache.namespace,
-                endpoint_host=backend.host,
+                endpoint_host=backends[0].host,
             )
         )
-    return CallPath(backend, balance, cache, audit)
+    return CallPath(planned, tuple(backends), balance, cache, audit, disabled)
 
 
 def build_engine(
@@ -95,30 +125,64 @@ def build_engine(
     budget: Budget | None,
     notify: Notify,
 ) -> Engine:
-    """The engine of ``plan`` over limits, a circuit breaker and the caller of ``path``."""
+    """The engine of ``plan`` over the endpoints (limits, a circuit breaker and a transport
+    each) and the caller of ``path``."""
     call = settings.call
-    limits = CallLimits(call.concurrency, call.max_concurrency, rpm=call.rpm, tpm=call.tpm)
-    stats.concurrency_limit = stats.concurrency_min = stats.concurrency_max = (
-        limits.concurrency.limit
-    )
-    breaker = CircuitBreaker(asyncio.get_running_loop().time, max_outage=call.max_outage_s)
+    clock = asyncio.get_running_loop().time
+    planned = path.endpoints
+    endpoints = []
+    for spec, backend in zip(planned.endpoints, path.backends, strict=True):
+        limits = CallLimits(spec.concurrency, spec.max_concurrency, rpm=spec.rpm, tpm=spec.tpm)
+        breaker = CircuitBreaker(clock, max_outage=call.max_outage_s)
+        rewrite = body_rewrite(
+            settings.prompt.model,
+            spec.model,
+            spec.provider.sends_thinking,
+            planned.provider.sends_thinking,
+            settings.prompt.thinking,
+        )
+        endpoint = Endpoint(
+            spec.name,
+            backend,
+            limits,
+            breaker,
+            priority=spec.priority,
+            weight=spec.weight,
+            source_index=spec.source_index,
+            rewrite=rewrite if planned.several else None,
+            key_env=spec.key_env,
+        )
+        endpoint.figures.concurrency_limit = limits.concurrency.limit
+        endpoints.append(endpoint)
+        if planned.several:
+            stats.endpoints[spec.name] = endpoint.figures
+    router = Router(endpoints, notify)
+    for endpoint in endpoints:
+        reason = path.disabled.get(endpoint.name)
+        if reason is not None:
+            router.disable(endpoint, reason)
+    stats.concurrency_limit = stats.concurrency_min = stats.concurrency_max = router.total_limit()
     engine: Engine | None = None
 
     def stop_requested() -> RunStopped | None:
         return engine.halts_attempts() if engine is not None else None
 
+    gate = None
+    if call.off_peak == "wait":
+        from dscall.pipeline.off_peak import OffPeakGate
+
+        gate = OffPeakGate(prices, stats, notify)
     caller = ChunkCaller(
-        path.backend,
-        limits,
-        breaker,
+        router,
         stats,
         call.max_retries,
         cache=path.cache,
         refresh=settings.cache.refresh,
         audit=path.audit,
         stop_requested=stop_requested,
+        gate=gate,
     )
-    ledger = Ledger(prices, stats, budget)
+    ledger = Ledger(prices, stats, budget, endpoint_prices(planned, prices, settings.prompt.model))
     engine = Engine(caller, plan, ledger, budget, path.balance, notify)
     return engine
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from dscall.calls.cache import ResultCache
-from dscall.calls.request import RequestBuilder, answer_source
+from dscall.calls.endpoint_plan import plan_endpoints
+from dscall.calls.request import RequestBuilder
 from dscall.config import ProcessSettings
 from dscall.documents.stage import Notify, front_half
 from dscall.pipeline.plan_outputs import run_requests
@@ -36,13 +37,16 @@ class DocumentEstimate:
     error: str | None = None
     calls: int = 0  # calls to pay for, every step
     steps: tuple[StepEstimate, ...] = ()  # per step of a chain (map steps included)
+    # The upper bound at peak and at off-peak prices (None: the table has no off-peak hours).
+    max_cost_peak_usd: float | None = None
+    max_cost_off_peak_usd: float | None = None
 
 
 async def estimate_run(
     settings: ProcessSettings, stats: RunStats, notify: Notify
 ) -> list[DocumentEstimate]:
     prices = load_prices(settings.prices_file)
-    planned = run_requests(settings, answer_source(settings.call, settings.mock))
+    planned = run_requests(settings, plan_endpoints(settings.call, settings.mock))
     maps = [("map", planned.map)] if planned.map is not None else []
     maps += [(step.name, step.requests) for step in planned.steps if step.kind == "map"]
     now = datetime.now(timezone.utc)
@@ -100,7 +104,9 @@ def _document(
         allowance = requests.prompt.max_tokens or 0
         for chunk in doc.chunks:
             request = requests.build(chunk, path)
-            if cache is not None and cache.get(request.request_hash) is not None:
+            if cache is not None and any(
+                cache.get(key) is not None for key in (request.request_hash, *request.other_hashes)
+            ):
                 cached += number == 0  # the chunks column counts the first map step
                 continue
             figure.calls += 1
@@ -113,6 +119,11 @@ def _document(
         figures += [(each, model[each.name]) for each in later_steps(steps, tokens)]
     inputs = [prices.estimate(m, f.prompt_tokens, 0, now) for f, m in figures]
     maxima = [f.cost(prices, m, now) for f, m in figures]
+    peak, off_peak = _peak_and_off_peak(prices, now)
+    at_peak = at_off_peak = None
+    if peak is not None and off_peak is not None:
+        at_peak = _total([f.cost(prices, m, peak) for f, m in figures])
+        at_off_peak = _total([f.cost(prices, m, off_peak) for f, m in figures])
     return DocumentEstimate(
         path,
         len(doc.chunks),
@@ -123,4 +134,20 @@ def _document(
         None if None in maxima else sum(c or 0.0 for c in maxima),
         calls=sum(f.calls for f, _ in figures),
         steps=tuple(f for f, _ in figures),
+        max_cost_peak_usd=at_peak,
+        max_cost_off_peak_usd=at_off_peak,
     )
+
+
+def _total(costs: list[float | None]) -> float | None:
+    return None if None in costs else sum(c or 0.0 for c in costs)
+
+
+def _peak_and_off_peak(prices: PriceTable, now: datetime) -> tuple[datetime | None, ...]:
+    """An instant at peak and one off-peak, from ``now`` on (None, None without both)."""
+    change = prices.next_change(now)
+    if change is None:
+        return None, None
+    if prices.is_off_peak(now):
+        return change, now
+    return now, change

@@ -17,10 +17,19 @@ from dscall.types import CallRequest
 
 
 class Ledger:
-    def __init__(self, prices: PriceTable, stats: RunStats, budget: Budget | None = None) -> None:
+    def __init__(
+        self,
+        prices: PriceTable,
+        stats: RunStats,
+        budget: Budget | None = None,
+        endpoint_prices: dict[str, tuple[PriceTable, str | None]] | None = None,
+    ) -> None:
         self._prices = prices
         self._stats = stats
         self._budget = budget
+        # Endpoints priced otherwise (pipeline/endpoint_checks.py): name -> (table, the name
+        # the run's model has there).
+        self._endpoint_prices = endpoint_prices or {}
 
     def settle(self, request: CallRequest, outcome: CallOutcome, step: str) -> float | None:
         """Count the tokens and cost of ``outcome``; its cost (None: the price is unknown)."""
@@ -44,7 +53,11 @@ class Ledger:
         stats.cache_hit_tokens += usage.cache_hit_tokens
         stats.cache_miss_tokens += usage.cache_miss_tokens
         finished = datetime.fromtimestamp(outcome.finished_at, tz=timezone.utc)
-        cost = self._prices.cost(request.model, usage, finished)
+        table, model = self._prices, request.model
+        if self._endpoint_prices and outcome.endpoint in self._endpoint_prices:
+            table, renamed = self._endpoint_prices[outcome.endpoint]
+            model = renamed or model
+        cost = table.cost(model, usage, finished)
         if cost is None:
             stats.cost_unknown = True
             return None

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from dscall.calls import providers
+from dscall.calls.endpoint_plan import RunEndpoints
 from dscall.calls.request import RequestBuilder
 from dscall.config import REORDER_WINDOW_MIN, ProcessSettings
 from dscall.errors import UsageError
@@ -67,9 +67,12 @@ class RunRequests:
         return columns
 
 
-def run_requests(settings: ProcessSettings, source: str) -> RunRequests:
+def run_requests(settings: ProcessSettings, endpoints: RunEndpoints) -> RunRequests:
+    """The run's request builders, for the first endpoint's profile and every answer source
+    of its endpoints (``calls/endpoint_plan.py``)."""
     namespace = settings.cache.namespace
-    provider = providers.resolve(settings.call, settings.mock)
+    provider = endpoints.provider
+    source = endpoints.sources
     structured = None
     if settings.prompt.schema_json is not None:
         if settings.steps:

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dscall import __version__
-from dscall.calls import providers
-from dscall.calls.request import answer_source
+from dscall.calls.endpoint_plan import plan_endpoints
 from dscall.config import (
     API_KEY_ENV,
     DEFAULT_MOCK_KEY,
@@ -98,7 +97,9 @@ async def run_process(
     locked = [p for p in (settings.output.out, settings.output.documents_out) if p is not None]
     async with OutputLock(locked, wait=settings.output.wait_lock, notify=notify):
         if not settings.mock:
-            return await _run(settings, resolve_api_key(api_key, mock=False), stats, notify)
+            # With several endpoints, each one's key comes from its own variable.
+            key = api_key if settings.call.endpoints else resolve_api_key(api_key, mock=False)
+            return await _run(settings, key, stats, notify)
         from dscall.simulator import SimulatorConfig, start_simulator
 
         async with start_simulator(SimulatorConfig()) as sim:
@@ -109,7 +110,7 @@ async def run_process(
 
 
 async def _run(
-    settings: ProcessSettings, api_key: str, stats: RunStats, notify: Notify
+    settings: ProcessSettings, api_key: str | None, stats: RunStats, notify: Notify
 ) -> RunResult:
     run_id = new_run_id()
     from dscall.fdlimit import fit_to_fd_limit
@@ -127,11 +128,12 @@ async def _run(
         if settings.budget_usd is not None
         else None
     )
-    source = answer_source(settings.call, settings.mock)
-    provider = providers.resolve(settings.call, settings.mock)
-    if settings.prompt.thinking and not provider.sends_thinking:
+    endpoints = plan_endpoints(settings.call, settings.mock)
+    source = endpoints.sources[0]
+    provider = endpoints.provider
+    if settings.prompt.thinking and not any(e.provider.sends_thinking for e in endpoints.endpoints):
         notify("note: --thinking is not sent: the openai profile sends standard fields only")
-    requests = run_requests(settings, source)  # a bad template fails here, before any call
+    requests = run_requests(settings, endpoints)  # a bad template fails here, before any call
     for name in requests.step_names:  # the summary lists the steps in chain order
         stats.steps.setdefault(name, StepFigures())
     stats.rows_per_chunk = max(1, sum(1 for step in requests.steps if step.per_chunk))
@@ -144,6 +146,10 @@ async def _run(
         "started_at": datetime.now(timezone.utc).isoformat(),
         "answer_source": source,
         "provider": provider.name,  # the profile used (settings.provider: what was asked)
+        "endpoints": [
+            {"name": e.name, "provider": e.provider.name, "priority": e.priority}
+            for e in endpoints.endpoints
+        ],
         "settings": settings_metadata(
             settings.prompt, settings.chunk, settings.call, settings.cache
         ),

@@ -24,6 +24,7 @@ from dscall.calls.request import (
     REFINE_PLACEHOLDERS,
     PromptTemplate,
     RequestBuilder,
+    Sources,
 )
 from dscall.config import (
     DEFAULT_REDUCE_PROMPT,
@@ -93,7 +94,7 @@ def compile_steps(
     steps: tuple[StepSettings, ...],
     prompt: PromptSettings,
     namespace: str,
-    source: str,
+    source: Sources,
     chunk_tokens: int,
     provider: Provider = DEEPSEEK,
 ) -> tuple[Step, ...]:
@@ -135,7 +136,7 @@ def _compile(
     prompt: PromptSettings,
     earlier: dict[str, StepSettings],
     namespace: str,
-    source: str,
+    source: Sources,
     chunk_tokens: int,
     provider: Provider,
 ) -> Step:
@@ -177,7 +178,7 @@ def _refine(
     prompt: PromptSettings,
     first: str,
     namespace: str,
-    source: str,
+    source: Sources,
     provider: Provider,
 ) -> Step:
     where, option = _where(settings), _option(settings)
@@ -200,7 +201,7 @@ def _document_step(
     prompt: PromptSettings,
     earlier: dict[str, StepSettings],
     namespace: str,
-    source: str,
+    source: Sources,
     provider: Provider,
 ) -> Step:
     where = _where(settings)

@@ -36,6 +36,7 @@ AUDIT_FIELDS = {
     "step",
     "reask",
     "model",
+    "endpoint",
     "endpoint_host",
     "status",
     "attempt",

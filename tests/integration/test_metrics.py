@@ -142,3 +142,27 @@ def test_metrics_are_served_while_the_run_lasts(
         raise AssertionError("still serving after the run")
     except OSError:
         pass
+
+
+def test_several_endpoints_are_labelled_each(tmp_path: Path, workspace: Workspace) -> None:
+    from dscall.simulator import SimulatorConfig
+
+    textfile = tmp_path / "dscall.prom"
+    summary_path = tmp_path / "summary.json"
+    with SimulatorThread(SimulatorConfig()) as a, SimulatorThread(SimulatorConfig()) as b:
+        args = workspace.args(a, "--metrics-textfile", str(textfile))
+        at = args.index("--base-url")
+        del args[at : at + 2]
+        args += ["--endpoint", f"a={a.base_url}", "--endpoint", f"b={b.base_url}"]
+        result = invoke([*args, "--summary-json", str(summary_path), "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    found = families(textfile.read_text())
+    summary = json.loads(summary_path.read_text())
+    for name in ("a", "b"):
+        figures = summary["endpoints"][name]
+        assert value(found, "dscall_requests", endpoint=name, code="200") == figures["ok"]
+        assert value(found, "dscall_breaker_state", endpoint=name, state="closed") == 1
+        assert value(found, "dscall_breaker_state", endpoint=name, state="open") == 0
+        limit = value(found, "dscall_endpoint_concurrency_limit", endpoint=name)
+        assert limit == figures["concurrency_limit"]
+    assert value(found, "dscall_retries", endpoint="all") == summary["requests"]["retries"]

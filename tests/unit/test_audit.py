@@ -30,6 +30,7 @@ FIELDS = [
     "step",
     "reask",
     "model",
+    "endpoint",
     "endpoint_host",
     "status",
     "attempt",

@@ -18,6 +18,7 @@ from dscall.calls.breaker import CircuitBreaker
 from dscall.calls.cache import ResultCache
 from dscall.calls.caller import ChunkCaller, RequestContext
 from dscall.calls.limits import CallLimits
+from dscall.calls.router import one_endpoint
 from dscall.config import RETRY_AFTER_JITTER
 from dscall.errors import AuthenticationFailed, Interrupted, RunStopped, TransportError
 from dscall.output.audit import AuditLog
@@ -90,9 +91,7 @@ def rig(cache: ResultCache, audit: AuditLog) -> Callable[..., Rig]:
         stats = RunStats()
         loop = asyncio.get_running_loop()
         caller = ChunkCaller(
-            backend,
-            CallLimits(concurrency, concurrency),
-            CircuitBreaker(loop.time),
+            one_endpoint(backend, CallLimits(concurrency, concurrency), CircuitBreaker(loop.time)),
             stats,
             max_retries,
             cache=cache,

@@ -11,6 +11,7 @@ from dscall.calls.backend import HandlerBackend
 from dscall.calls.breaker import CircuitBreaker
 from dscall.calls.caller import ChunkCaller, RequestContext
 from dscall.calls.limits import CallLimits
+from dscall.calls.router import one_endpoint
 from dscall.errors import OutOfDescriptors, TransportError
 from dscall.stats import RunStats
 from dscall.types import CallRequest, CallResponse
@@ -40,7 +41,9 @@ async def test_only_endpoint_failures_open_the_breaker(error: Exception, opens: 
         raise error
 
     backend = HandlerBackend(handler)
-    caller = ChunkCaller(backend, CallLimits(4, 4), breaker, RunStats(), max_retries=0)
+    caller = ChunkCaller(
+        one_endpoint(backend, CallLimits(4, 4), breaker), RunStats(), max_retries=0
+    )
     outcome = await caller.call(_REQUEST, RequestContext("a.txt", 0))
     assert len(backend.requests) == 1
     assert outcome.response is None

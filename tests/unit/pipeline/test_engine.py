@@ -20,6 +20,7 @@ from dscall.calls.cache import ResultCache
 from dscall.calls.caller import CallOutcome, ChunkCaller, RequestContext
 from dscall.calls.limits import CallLimits
 from dscall.calls.request import RequestBuilder
+from dscall.calls.router import one_endpoint
 from dscall.config import PromptSettings
 from dscall.errors import (
     AuthenticationFailed,
@@ -169,9 +170,11 @@ def rig(
                 return engine.halts_attempts() if engine is not None else None
 
             caller = ChunkCaller(
-                backend,
-                CallLimits(concurrency, concurrency),
-                CircuitBreaker(asyncio.get_running_loop().time),
+                one_endpoint(
+                    backend,
+                    CallLimits(concurrency, concurrency),
+                    CircuitBreaker(asyncio.get_running_loop().time),
+                ),
                 stats,
                 max_retries=2,
                 cache=cache,
