@@ -10,6 +10,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit, urlunsplit
+
+from dscall.errors import register_secret
 
 # --- documents -----------------------------------------------------------------------------
 SUPPORTED_SUFFIXES: dict[str, str] = {".pdf": "pdf", ".docx": "docx", ".txt": "txt", ".md": "md"}
@@ -168,6 +171,14 @@ CACHE_LEASE_S = 30.0
 # A run waiting for another run's answer looks for it (and for the lease) this often, for all the
 # requests it waits on at once.
 CACHE_LEASE_POLL_S = 0.25
+# The shared tier (`--cache-url`, Redis): every call to Redis gives up after REDIS_TIMEOUT_S, and
+# the run goes on with the local cache only; a run waiting on another host's lease looks again
+# after REDIS_POLL_FIRST_S, then less and less often, up to every REDIS_POLL_MAX_S. Takes and
+# writes queued in one loop iteration go in scripts of at most REDIS_BATCH requests.
+REDIS_TIMEOUT_S = 2.0
+REDIS_POLL_FIRST_S = 0.02
+REDIS_POLL_MAX_S = 0.5
+REDIS_BATCH = 500
 # `--wait-lock`: how often a run waiting for another run's output lock tries it again.
 OUTPUT_LOCK_POLL_S = 0.5
 PARQUET_ROW_GROUP_ROWS = 8192
@@ -279,6 +290,38 @@ class CacheSettings:
     namespace: str = DEFAULT_NAMESPACE
     enabled: bool = True
     refresh: bool = False
+    cache_url: str | None = None  # the shared tier, redis://HOST:PORT/DB (its password a secret)
+
+    def __post_init__(self) -> None:
+        if self.cache_url:
+            for secret in url_secrets(self.cache_url):
+                register_secret(secret)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The passwords in a Redis URL (its userinfo's, a ``password=`` query parameter's), as
+    written and decoded."""
+    parts = urlsplit(url)
+    found = [parts.password] if parts.password else []
+    found += [value for value in parse_qs(parts.query).get("password", []) if value]
+    return [form for secret in found for form in {secret, unquote(secret)}]
+
+
+def public_url(url: str) -> str:
+    """``url`` as it may be shown: its password and ``password=`` parameter as ``***``."""
+    if not url_secrets(url):
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}:***@{host}"
+    query = "&".join(
+        f"{name}=***" if name == "password" else f"{name}={value}"
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +343,8 @@ def settings_metadata(*parts: Any) -> dict[str, Any]:
     for part in parts:
         for key, value in asdict(part).items():
             merged[key] = str(value) if isinstance(value, Path) else value
+    if merged.get("cache_url"):
+        merged["cache_url"] = public_url(merged["cache_url"])
     return merged
 
 
