@@ -28,7 +28,8 @@ from typing import Any, TypeVar
 
 from dscall import jsonio
 from dscall.calls import redis_scripts as rs
-from dscall.calls.lease_store import LeaseHolder, StopCheck, holder_gone, this_process
+from dscall.calls.lease_store import LeaseHolder, StopCheck, holder_gone
+from dscall.calls.redis_waits import SharedWaits
 from dscall.config import (
     REDIS_BATCH,
     REDIS_POLL_FIRST_S,
@@ -75,7 +76,13 @@ class RedisTier:
             raise UsageError(
                 "--cache-url needs the redis client: pip install 'dscall[redis]'"
             ) from exc
-        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError, TimeoutError)
+        # asyncio.TimeoutError is TimeoutError only from Python 3.11.
+        self._errors: tuple[type[BaseException], ...] = (
+            redis.RedisError,
+            OSError,
+            TimeoutError,
+            asyncio.TimeoutError,
+        )
         try:
             # No retries inside the client: a call that fails takes the tier down, at once.
             self._client: Any = aioredis.from_url(
@@ -98,18 +105,16 @@ class RedisTier:
         self._timeout_s = timeout_s
         self._lease_ms = max(1, round(lease_s * 1000))
         self._renew_s = lease_s / 3
-        self._poll_first_s = poll_first_s
-        self._poll_max_s = poll_max_s
         self._on_warning = on_warning
-        self._here = this_process()  # to tell a holder on this machine whose process is gone
         self.down = False
-        self.hits = 0  # answers found here, not in the local cache
+        self.hits = 0  # local misses answered from here (waits: ``SharedWaits.answers``)
         self.written = 0  # answers stored here
         self._held: dict[str, bytes] = {}  # request hash -> our lease value
         self._takes: list[_Take] = []
         self._writes: list[_Write] = []
-        self._waiters: dict[str, list[tuple[asyncio.Future[bytes | None], StopCheck]]] = {}
-        self._due: dict[str, tuple[float, float]] = {}  # hash -> (next look, interval)
+        self._waits = SharedWaits(
+            self._mget, batch=REDIS_BATCH, first_s=poll_first_s, max_s=poll_max_s
+        )
         self._tasks: dict[str, asyncio.Task[None] | None] = dict.fromkeys(
             ("flush", "renew", "poll")
         )
@@ -167,7 +172,7 @@ class RedisTier:
     async def _task(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         try:
             await run()
-        except self._errors as exc:
+        except Exception as exc:  # Redis's, or a surprise: never a hang
             self._fail(exc)
         finally:
             self._tasks[name] = None
@@ -250,66 +255,17 @@ class RedisTier:
     def wait(self, request_hash: str, stop: StopCheck) -> asyncio.Future[bytes | None]:
         """The answer once another run stored it, or None once the lease is free (or the tier
         is down). Fails with ``stop()``'s reason when the run stops."""
-        done: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         if self.down:
+            done: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
-        self._waiters.setdefault(request_hash, []).append((done, stop))
-        first = self._poll_first_s
-        self._due.setdefault(request_hash, (time.monotonic() + first, first))
-        self._start("poll", self._poll_every)
+        done = self._waits.add(request_hash, stop)
+        self._start("poll", lambda: self._waits.poll_every(lambda: self.down))
         return done
 
-    async def _poll_every(self) -> None:
-        while self._waiters and not self.down:
-            await asyncio.sleep(self._poll_first_s)
-            now = time.monotonic()
-            due = [h for h in self._waiters if self._due[h][0] <= now and self._alive(h)]
-            for part in _batches(due):
-                found = await self._call(
-                    self._client.mget(
-                        [rs.answer_key(h) for h in part] + [rs.lease_key(h) for h in part]
-                    )
-                )
-                for index, request_hash in enumerate(part):
-                    answer, lease = found[index], found[len(part) + index]
-                    self._looked(request_hash, answer, lease)
-
-    def _alive(self, request_hash: str) -> bool:
-        """Drop the cancelled waits on ``request_hash``; fail those whose run stopped."""
-        alive = []
-        for done, stop in self._waiters[request_hash]:
-            if done.done():
-                continue
-            reason = stop()
-            if reason is not None:
-                done.set_exception(reason)
-            else:
-                alive.append((done, stop))
-        if alive:
-            self._waiters[request_hash] = alive
-            return True
-        self._resolve(request_hash, None)
-        return False
-
-    def _looked(self, request_hash: str, answer: bytes | None, lease: bytes | None) -> None:
-        if answer is not None:
-            self.hits += 1
-            self._resolve(request_hash, answer)
-            return
-        holder = LeaseHolder.decode(lease)
-        if holder is None or holder_gone(holder, self._here):
-            self._resolve(request_hash, None)
-            return
-        _, interval = self._due[request_hash]
-        interval = min(interval * 2, self._poll_max_s)
-        self._due[request_hash] = (time.monotonic() + interval, interval)
-
-    def _resolve(self, request_hash: str, result: bytes | None) -> None:
-        self._due.pop(request_hash, None)
-        for done, _ in self._waiters.pop(request_hash, ()):
-            if not done.done():
-                done.set_result(result)
+    async def _mget(self, keys: list[str]) -> list[bytes | None]:
+        found: list[bytes | None] = await self._call(self._client.mget(keys))
+        return found
 
     # --- failing and closing --------------------------------------------------------------
     def _fail(self, exc: BaseException) -> None:
@@ -328,8 +284,7 @@ class RedisTier:
         for *_, taken in takes:
             if not taken.done():
                 taken.set_result(None)
-        for request_hash in list(self._waiters):
-            self._resolve(request_hash, None)
+        self._waits.resolve_all()
 
     async def close(self) -> None:
         """Store what is queued, give back the leases we hold, and disconnect."""
@@ -345,8 +300,7 @@ class RedisTier:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        for request_hash in list(self._waiters):
-            self._resolve(request_hash, None)
+        self._waits.resolve_all()
         self.down = True
         await self._disconnect()
 
