@@ -136,7 +136,9 @@ class ResultCache:
         taken = await shared.take(request_hash, check_answer, self.leases.me)
         if isinstance(taken, bytes):  # another host's answer: ours now too
             return self._copy_shared(request_hash, taken)
-        return taken  # None: both leases ours; a holder: another host has it in flight
+        if taken is not None:  # another host has it in flight
+            self.leases.tell(taken)
+        return taken  # None: both leases ours
 
     def _copy_shared(self, request_hash: str, data: bytes) -> CallResponse | None:
         """The answer ``data`` found in the shared tier, stored locally (giving back our local

@@ -96,10 +96,10 @@ def test_redis_holds_answers_under_its_prefix_and_no_secret(
 def test_two_hosts_at_the_same_time_pay_once_per_request(
     sim: SimulatorThread, corpus: Corpus, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    sim.config.latency_ms = 100
+    sim.config.latency_ms = 500  # seconds of calls each: the runs overlap
     procs = {
         host: start_dscall(
-            run_on(host, sim, corpus, tmp_path, redis_server.url, "--concurrency", "8"),
+            run_on(host, sim, corpus, tmp_path, redis_server.url, "--concurrency", "4"),
             stderr_path=tmp_path / f"{host}.err",
         )
         for host in ("a", "b")
@@ -114,6 +114,10 @@ def test_two_hosts_at_the_same_time_pay_once_per_request(
         ok, failed = check_rows(read_rows(tmp_path / f"{host}.parquet"), corpus)
         assert not failed
         cached += sum(1 for row in ok if row["cached"])
+    # They ran at the same time: one waited for a request the other had in flight (a run that
+    # came second would have found every answer stored).
+    waited = [(tmp_path / f"{host}.err").read_text() for host in procs]
+    assert any("waiting for its answers instead of paying twice" in err for err in waited)
     # Each answer paid by one host, reused by the other (and by repeated chunks in one run).
     assert cached == 2 * len(corpus.chunks) - corpus.unique_texts
 
