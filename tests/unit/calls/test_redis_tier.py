@@ -260,3 +260,13 @@ async def test_entries_hold_answers_and_holders_only(
         assert set(stored) == {answer_key(key(1)).encode(), lease_key(key(2)).encode()}
         assert b"the answer" in stored[answer_key(key(1)).encode()]
         assert b'"pid"' in stored[lease_key(key(2)).encode()]
+
+
+async def test_a_wrong_password_is_a_usage_error_that_does_not_show_it(tmp_path: Path) -> None:
+    with running_redis(password="the-right-one") as server:
+        url = f"redis://:the-wrong-one@127.0.0.1:{server.port}/0"
+        with pytest.raises(UsageError) as raised:
+            async with host(tmp_path, "a", url):
+                pass
+    assert "the-wrong-one" not in str(raised.value)
+    assert "cannot reach the shared cache at redis://:***@" in str(raised.value)
