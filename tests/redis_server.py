@@ -86,7 +86,7 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def running_redis(password: str | None = None) -> Iterator[RedisServer]:
+def running_redis(password: str | None = None, *options: str) -> Iterator[RedisServer]:
     """A redis-server on a free 127.0.0.1 port (a few tries: another process may take it)."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
@@ -97,6 +97,7 @@ def running_redis(password: str | None = None) -> Iterator[RedisServer]:
             args += ["--appendonly", "no", "--dir", folder, "--loglevel", "warning"]
             if password:
                 args += ["--requirepass", password]
+            args += options
             proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )

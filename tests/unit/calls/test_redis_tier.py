@@ -270,3 +270,21 @@ async def test_a_wrong_password_is_a_usage_error_that_does_not_show_it(tmp_path:
                 pass
     assert "the-wrong-one" not in str(raised.value)
     assert "cannot reach the shared cache at redis://:***@" in str(raised.value)
+
+
+async def test_a_full_redis_costs_one_warning_and_the_local_cache_goes_on(
+    tmp_path: Path,
+) -> None:
+    notes: list[str] = []
+    big = CallResponse("x" * 100_000, "stop", "m", Usage(10, 5, 0, 10), status=200)
+    with running_redis(None, "--maxmemory", "2mb", "--maxmemory-policy", "noeviction") as server:
+        async with host(tmp_path, "a", server.url, notes) as cache:
+            for i in range(100):  # 10 MB of answers
+                assert await cache.acquire(key(i)) is None
+                cache.put(key(i), big)
+            assert cache.shared is not None
+            assert cache.shared.down
+        with ResultCache(tmp_path / "a", "default") as local:
+            assert len(local) == 100
+    assert len(notes) == 1
+    assert "OutOfMemoryError" in notes[0]
