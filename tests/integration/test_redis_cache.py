@@ -180,3 +180,25 @@ def test_redis_unreachable_at_the_start_is_a_usage_error_naming_the_url(
     assert f"redis://:***@127.0.0.1:{port}/0" in lines[0]
     assert PASSWORD not in result.stdout + result.stderr
     assert sim.stats()["requests_received"] == 0
+
+
+def test_compare_shares_the_tier_too(
+    sim: SimulatorThread, corpus: Corpus, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    short, strict = tmp_path / "short.txt", tmp_path / "strict.txt"
+    short.write_text("Summarise in one sentence.\n\n{text}", encoding="utf-8")
+    strict.write_text("List the facts, strictly.\n\n{text}", encoding="utf-8")
+
+    def compare_on(host: str) -> list[str]:
+        args = ["compare", str(corpus.folder), "--variant", f"short={short}", "--variant"]
+        args += [f"strict={strict}", "--sample", "5", "--seed", "7", "--out", str(tmp_path / host)]
+        args += ["--base-url", sim.base_url, "--cache-dir", str(tmp_path / f"cache-{host}")]
+        return args + [*corpus.chunk_args, "--cache-url", redis_server.url]
+
+    first = invoke(compare_on("a.parquet"))
+    assert first.exit_code == 0, first.output
+    assert sim.stats()["requests_received"] > 0
+    sim.reset_stats()
+    second = invoke(compare_on("b.parquet"))  # another host: every answer from Redis
+    assert second.exit_code == 0, second.output
+    assert sim.stats()["requests_received"] == 0
