@@ -12,7 +12,8 @@ the answer still reaches the output, so neither stops the run; they are counted 
 and the first one is reported through ``on_error``.
 
 With a shared tier (``cache_url``, ``redis_tier``), a local miss asks Redis too, inside
-``acquire``: the local lease first, then Redis's answer or lease. An answer found there is copied
+``acquire``: Redis's answer, else the local lease, then Redis's lease (or an answer stored
+meanwhile). An answer found there is copied
 into the local store; ``put`` writes both. That tier needs the cache opened with ``async with``
 (its client lives in the event loop); ``get`` stays a local read.
 
@@ -129,8 +130,15 @@ class ResultCache:
         None: ours, send the request. A response: another run stored the answer meanwhile
         (looked for only with ``check_answer``). A ``LeaseHolder``: another live process has
         the request in flight; ``wait`` for it."""
-        claim = await self.leases.take(request_hash, check_answer)
         shared = self.shared
+        if shared is not None and check_answer:
+            # Another host's answer is the common case of a rerun on a fresh local cache: read
+            # first, so that a hit costs neither a local nor a shared lease.
+            data = await shared.read(request_hash)
+            response = None if data is None else self._copy_shared(request_hash, data)
+            if response is not None:
+                return response
+        claim = await self.leases.take(request_hash, check_answer)
         if claim is not None or shared is None:
             return claim
         taken = await shared.take(request_hash, check_answer, self.leases.me)

@@ -2,12 +2,13 @@
 that runs on several hosts, each with its own local cache, never pay twice for one request.
 
 ``ResultCache`` reads its local store first and asks this tier only on a miss; it writes both.
-Single flight across hosts: after taking its local lease, a run takes the request's lease in
-Redis too (``take``: one atomic script that returns the stored answer instead when there is
-one). A lease has a TTL (``lease_s``), renewed every ``lease_s / 3`` while its holder lives; a
-holder that dies stops renewing and loses it when the TTL passes (at once when it ran on this
-machine and its process is gone, as with local leases). A run that finds the lease held
-``wait``s: it polls for the answer and the lease, soon at first, then less and less often.
+A local miss first ``read``s the answer (a hit then costs no lease anywhere). Single flight
+across hosts: on a miss, after taking its local lease, a run takes the request's lease in Redis
+too (``take``: one atomic script that returns the answer instead if one was stored meanwhile).
+A lease has a TTL (``lease_s``), renewed every ``lease_s / 3`` while its holder lives; a holder
+that dies stops renewing and loses it when the TTL passes (at once when it ran on this machine
+and its process is gone, as with local leases). A run that finds the lease held ``wait``s: it
+polls for the answer and the lease, soon at first, then less and less often (``redis_waits``).
 
 Requests queued in one loop iteration share one round trip (see ``redis_scripts``), the way
 local leases share one sqlite transaction. Every call to Redis gives up after ``timeout_s``:
@@ -110,6 +111,7 @@ class RedisTier:
         self.hits = 0  # local misses answered from here (waits: ``SharedWaits.answers``)
         self.written = 0  # answers stored here
         self._held: dict[str, bytes] = {}  # request hash -> our lease value
+        self._reads: list[tuple[str, asyncio.Future[bytes | None]]] = []
         self._takes: list[_Take] = []
         self._writes: list[_Write] = []
         self._waits = SharedWaits(
@@ -136,7 +138,18 @@ class RedisTier:
     def _reason(exc: BaseException) -> str:
         return one_line(str(exc) or type(exc).__name__, 160)
 
-    # --- taking ---------------------------------------------------------------------------
+    # --- reading and taking ---------------------------------------------------------------
+    def read(self, request_hash: str) -> asyncio.Future[bytes | None]:
+        """Queue reading the stored answer, for the end of this loop iteration (None: none,
+        or the tier is down)."""
+        found: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        if self.down:
+            found.set_result(None)
+        else:
+            self._reads.append((request_hash, found))
+            self._start("flush", self._flush_every)
+        return found
+
     def take(self, request_hash: str, check_answer: bool, me: LeaseHolder) -> asyncio.Future[Taken]:
         """Queue taking the request's lease (after looking for its answer with
         ``check_answer``), for the end of this loop iteration."""
@@ -178,11 +191,14 @@ class RedisTier:
             self._tasks[name] = None
 
     async def _flush_every(self) -> None:
-        while (self._takes or self._writes) and not self.down:
+        while (self._reads or self._takes or self._writes) and not self.down:
             await asyncio.sleep(0)  # what the rest of this iteration queues joins the batch
             writes, self._writes = self._writes, []
+            reads, self._reads = self._reads, []
             takes, self._takes = self._takes, []
             try:
+                for lookups in _batches(reads):
+                    await self._read_batch(lookups)
                 for part in _batches(writes):
                     args = [v or b"" for _, answer, lease in part for v in (answer, lease)]
                     keys = rs.pair_keys([h for h, _, _ in part])
@@ -190,10 +206,18 @@ class RedisTier:
                     self.written += sum(1 for _, answer, _ in part if answer is not None)
                 for batch in _batches(takes):
                     await self._take_batch(batch)
-            finally:
-                for *_, taken in takes:  # on failure: send, as without the tier
-                    if not taken.done():
-                        taken.set_result(None)
+            finally:  # on failure: none found, send, as without the tier
+                pending: list[asyncio.Future[Any]] = [found for _, found in reads]
+                for future in pending + [taken for *_, taken in takes]:
+                    if not future.done():
+                        future.set_result(None)
+
+    async def _read_batch(self, lookups: list[tuple[str, asyncio.Future[bytes | None]]]) -> None:
+        stored = await self._mget([rs.answer_key(h) for h, _ in lookups])
+        for (_, found), data in zip(lookups, stored, strict=True):
+            self.hits += data is not None
+            if not found.done():
+                found.set_result(data)
 
     async def _take_batch(self, batch: list[_Take]) -> None:
         values = [jsonio.dumps({**me.as_json(), "since": time.time()}) for *_, me, _ in batch]
@@ -280,10 +304,12 @@ class RedisTier:
             )
         self._held.clear()
         self._writes.clear()
+        reads, self._reads = self._reads, []
         takes, self._takes = self._takes, []
-        for *_, taken in takes:
-            if not taken.done():
-                taken.set_result(None)
+        pending: list[asyncio.Future[Any]] = [found for _, found in reads]
+        for future in pending + [taken for *_, taken in takes]:
+            if not future.done():
+                future.set_result(None)
         self._waits.resolve_all()
 
     async def close(self) -> None:
