@@ -10,9 +10,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit, urlunsplit
 
 from dscall.errors import register_secret
+from dscall.secret_urls import public_url, url_secrets
 
 # --- documents -----------------------------------------------------------------------------
 SUPPORTED_SUFFIXES: dict[str, str] = {".pdf": "pdf", ".docx": "docx", ".txt": "txt", ".md": "md"}
@@ -296,32 +296,6 @@ class CacheSettings:
         if self.cache_url:
             for secret in url_secrets(self.cache_url):
                 register_secret(secret)
-
-
-def url_secrets(url: str) -> list[str]:
-    """The passwords in a Redis URL (its userinfo's, a ``password=`` query parameter's), as
-    written and decoded."""
-    parts = urlsplit(url)
-    found = [parts.password] if parts.password else []
-    found += [value for value in parse_qs(parts.query).get("password", []) if value]
-    return [form for secret in found for form in {secret, unquote(secret)}]
-
-
-def public_url(url: str) -> str:
-    """``url`` as it may be shown: its password and ``password=`` parameter as ``***``."""
-    if not url_secrets(url):
-        return url
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        userinfo, _, host = netloc.rpartition("@")
-        user = userinfo.partition(":")[0]
-        netloc = f"{user}:***@{host}"
-    query = "&".join(
-        f"{name}=***" if name == "password" else f"{name}={value}"
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,10 +36,9 @@ from dscall.config import (
     REDIS_POLL_FIRST_S,
     REDIS_POLL_MAX_S,
     REDIS_TIMEOUT_S,
-    public_url,
-    url_secrets,
 )
 from dscall.errors import UsageError, one_line, register_secret
+from dscall.secret_urls import public_url, url_secrets
 
 Taken = bytes | LeaseHolder | None  # the stored answer, the live holder, or None: ours, send it
 _Take = tuple[str, bool, LeaseHolder, "asyncio.Future[Taken]"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dscall.config import CacheSettings, public_url, settings_metadata, url_secrets
+from dscall.config import CacheSettings, settings_metadata
 from dscall.errors import redact
+from dscall.secret_urls import public_url, url_secrets
 
 
 @pytest.mark.parametrize(
