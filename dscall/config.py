@@ -40,6 +40,18 @@ DOCX_MAX_EXPANSION = 200
 DOCX_BOMB_MIN_BYTES = 32 * 1024 * 1024
 # A document reports at most this many per-page problems; the rest are summed up in one line.
 MAX_PAGE_WARNINGS = 10
+# --ocr (dscall/documents/ocr.py): pages are rendered at this resolution for tesseract (its
+# models are trained on ~300 dpi text), in these languages (tesseract's traineddata names).
+OCR_DPI = 300
+# A page is rendered at a lower resolution when OCR_DPI would make it larger than this (a
+# poster-sized page at 300 dpi is gigabytes): about an A3 page at 300 dpi, 17 MB in greyscale.
+OCR_MAX_PIXELS = 17_500_000
+OCR_LANGUAGES = "eng+chi_sim"
+# One page may take at most this long; OCR as a whole at most this share of --extract-timeout,
+# so that a file with many scanned pages ends with its unread pages flagged (and the rest of
+# its text chunked) rather than killed as a whole by the per-file limit.
+OCR_PAGE_TIMEOUT_S = 60.0
+OCR_SHARE_OF_EXTRACT_TIMEOUT = 0.8
 
 # --- chunking ------------------------------------------------------------------------------
 DEFAULT_CHUNK_TOKENS = 2000
@@ -60,6 +72,8 @@ TokenizerChoice = Literal["auto", "exact", "estimate"]
 # --provider: the endpoint's profile (dscall/calls/providers.py); auto = detected from the host.
 ProviderChoice = Literal["auto", "deepseek", "openai"]
 PdfBackendChoice = Literal["auto", "pdfium", "pypdf"]
+# --ocr: auto = pages without a text layer, always = every page of a PDF, never = none.
+OcrChoice = Literal["auto", "always", "never"]
 
 # --- calls ---------------------------------------------------------------------------------
 API_KEY_ENV = "DEEPSEEK_API_KEY"
@@ -218,6 +232,8 @@ class ExtractSettings:
     timeout_s: float = DEFAULT_EXTRACT_TIMEOUT_S
     memory_mb: int = DEFAULT_EXTRACT_MEMORY_MB
     pdf_backend: PdfBackendChoice = "auto"
+    # The CLI's default is auto when the ocr extra is installed (documents.ocr.default_mode).
+    ocr: OcrChoice = "never"
     docx_headers_footers: bool = False
     workers: int = 0  # 0 = number of CPUs
 

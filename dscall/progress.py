@@ -275,6 +275,10 @@ class ProgressDisplay:
 # --- the end-of-run summary ----------------------------------------------------------------
 
 
+def _ocr_pages(count: int) -> str:
+    return f", {count:,} page{'' if count == 1 else 's'} OCR'd" if count else ""
+
+
 def summary_rows(stats: RunStats) -> list[tuple[str, str]]:
     lat = stats.latency.percentiles()
     return (
@@ -282,7 +286,7 @@ def summary_rows(stats: RunStats) -> list[tuple[str, str]]:
             (
                 "documents",
                 f"{stats.documents_seen:,} read, {stats.documents_failed:,} failed, "
-                f"{stats.files_skipped:,} files skipped",
+                f"{stats.files_skipped:,} files skipped" + _ocr_pages(stats.front.ocr_pages),
             ),
             (
                 "chunks",

@@ -147,6 +147,7 @@ class FrontTally:
     chunks: int = 0
     tokens: int = 0  # counted or estimated tokens of all chunks
     no_text_pages: int = 0
+    ocr_pages: int = 0  # pages whose text came from --ocr
     skipped: int = 0  # files discovery passed over (unsupported, unreadable, loops)
 
 
@@ -293,6 +294,7 @@ class RunStats:
                 "seen": self.documents_seen,
                 "failed": self.documents_failed,
                 "files_skipped": self.files_skipped,
+                "pages_ocr": self.front.ocr_pages,
             },
             "chunks": {
                 "total": self.chunks_total,

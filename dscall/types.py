@@ -48,6 +48,7 @@ class Document:
     page_starts: tuple[int, ...] | None
     no_text_pages: tuple[int, ...] = ()  # 1-based numbers of pages with no text layer
     warnings: tuple[str, ...] = ()  # per-page problems that did not fail the document
+    ocr_pages: tuple[int, ...] = ()  # 1-based numbers of pages whose text came from OCR
 
     @property
     def page_count(self) -> int:
@@ -66,6 +67,7 @@ class Chunk:
     page_start: int | None  # 1-based, None for formats without pages
     page_end: int | None
     tokens: int  # counted (exact tokenizer) or estimated (rule of thumb with margin)
+    ocr: bool = False  # some of its pages' text came from OCR (--ocr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class ChunkedDocument:
     no_text_pages: tuple[int, ...]
     warnings: tuple[str, ...]
     chunks: Sequence[Chunk]
+    ocr_pages: tuple[int, ...] = ()  # 1-based numbers of pages whose text came from OCR
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,7 @@ class ChunkRow:
     char_start: int | None = None
     char_end: int | None = None
     chunk_tokens: int | None = None
+    ocr: bool | None = None  # chunk rows: its text (some of it) came from OCR
     chunk_text: str | None = None
     request_hash: str | None = None
     model: str | None = None

@@ -1,8 +1,12 @@
-"""Shared fixtures. Every test runs with HOME, the cache dir and the API key pointed into its
-own tmp_path, so no test reads or writes the developer's real files or key."""
+"""Shared fixtures. Every test runs with HOME, the cache and config dirs and the API key pointed
+into its own tmp_path, so no test reads or writes the developer's real files or key; no
+DSCALL_* variable of the developer's shell reaches a test, and DSCALL_NO_CONFIG keeps a stray
+./dscall.toml (in the repository, or wherever a test runs) out of every run: the tests of
+settings files (tests/integration/test_config*.py) turn it off."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,8 +20,11 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    for name in [name for name in os.environ if name.startswith("DSCALL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DSCALL_NO_CONFIG", "1")
     monkeypatch.setenv("DEEPSEEK_API_KEY", TEST_API_KEY)
-    monkeypatch.delenv("DSCALL_DEBUG", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
     return home
 

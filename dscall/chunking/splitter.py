@@ -81,6 +81,7 @@ def chunk_document(
     """Split ``doc.text`` into chunks of at most ``settings.chunk_tokens`` tokens."""
     spans = split_text(doc.text, settings, counter)
     pages = doc.page_starts
+    ocr_pages = doc.ocr_pages
     return tuple(
         Chunk(
             index=index,
@@ -91,9 +92,19 @@ def chunk_document(
             page_start=None if pages is None else max(1, bisect_right(pages, start)),
             page_end=None if pages is None else max(1, bisect_right(pages, end - 1)),
             tokens=tokens,
+            ocr=bool(ocr_pages) and _any_ocr_page(ocr_pages, pages, start, end),
         )
         for index, (start, end, tokens) in enumerate(spans)
     )
+
+
+def _any_ocr_page(
+    ocr_pages: tuple[int, ...], starts: tuple[int, ...] | None, start: int, end: int
+) -> bool:
+    if starts is None:
+        return False
+    first, last = max(1, bisect_right(starts, start)), max(1, bisect_right(starts, end - 1))
+    return any(first <= page <= last for page in ocr_pages)
 
 
 def split_text(

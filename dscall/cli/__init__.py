@@ -6,6 +6,7 @@ from dscall.cli import (  # noqa: F401  (registers commands)
     cache,
     chunks,
     compare,
+    config_cmd,
     export,
     mock_server,
     process,

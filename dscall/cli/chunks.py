@@ -45,6 +45,7 @@ def chunks(
     overlap_tokens: options.OverlapTokens = config.DEFAULT_OVERLAP_TOKENS,
     tokenizer: options.Tokenizer = "auto",
     pdf_backend: options.PdfBackend = "auto",
+    ocr: options.Ocr = None,
     extract_timeout: options.ExtractTimeout = config.DEFAULT_EXTRACT_TIMEOUT_S,
     workers: options.Workers = 0,
     no_text: Annotated[
@@ -71,7 +72,7 @@ def chunks(
         job = ChunksJob(
             inputs=tuple(paths),
             discovery=options.discovery_settings(include, exclude, hidden),
-            extract=options.extract_settings(extract_timeout, pdf_backend, workers),
+            extract=options.extract_settings(extract_timeout, pdf_backend, workers, ocr),
             chunk=options.chunk_settings(chunk_tokens, overlap_tokens, tokenizer),
             out=out,
             include_text=not no_text,
@@ -200,6 +201,7 @@ def _rows(outcome: ExtractOutcome, include_text: bool) -> Iterator[dict[str, Any
             "char_start": chunk.char_start,
             "char_end": chunk.char_end,
             "chunk_tokens": chunk.tokens,
+            "ocr": chunk.ocr,
             "status": "ok",
         }
         if include_text:
@@ -220,7 +222,9 @@ def _summary(tally: FrontTally, rows: int, out: Path) -> str:
     return (
         f"documents: {tally.documents} ({ok} ok, {tally.failed} failed), pages: {tally.pages}, "
         f"chunks: {tally.chunks}, tokens: {tally.tokens:,}, "
-        f"no-text pages: {tally.no_text_pages}, skipped: {tally.skipped}, "
+        f"no-text pages: {tally.no_text_pages}, "
+        + (f"OCR'd pages: {tally.ocr_pages}, " if tally.ocr_pages else "")
+        + f"skipped: {tally.skipped}, "
         f"failed: {tally.failed}\nwrote {rows} rows to {out}"
     )
 

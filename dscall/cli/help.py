@@ -21,6 +21,8 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from dscall.cli.config_params import install as install_settings
+
 _METAVARS: dict[Any, str] = {int: "N", float: "N", str: "TEXT", Path: "PATH"}
 
 
@@ -87,6 +89,7 @@ def tidy_command(command: Any) -> None:
     for param in command.params:
         tidy_param(param)
     _tidy_help_option(command)
+    _fold_on_help(command)
     for sub in getattr(command, "commands", {}).values():
         tidy_command(sub)
 
@@ -105,11 +108,45 @@ def _tidy_help_option(command: Any) -> None:
     command.get_help_option = get_help_option
 
 
+def _fold_on_help(command: Any) -> None:
+    """``_fold_env_vars`` once help is asked for: typer.rich_utils costs 0.1 s to import, which
+    a run that shows no help need not pay."""
+    format_help = command.format_help
+
+    def fold_then_format(ctx: Any, formatter: Any) -> None:
+        _fold_env_vars()
+        format_help(ctx, formatter)
+
+    command.format_help = fold_then_format
+
+
+def _fold_env_vars() -> None:
+    """Let a long ``[env var: DSCALL_ALLOW_INSECURE_HTTP]`` break inside the name rather than
+    be cut with "…" where an options panel leaves its help column narrow (Typer builds that
+    line as a Text of its own, with the column's default overflow)."""
+    from typer import rich_utils
+
+    build = getattr(rich_utils, "_get_parameter_help", None)
+    if build is None or getattr(build, "_dscall_folds", False):
+        return
+
+    def parameter_help(**kwargs: Any) -> Any:
+        shown = build(**kwargs)
+        for item in getattr(shown, "renderables", ()):
+            if str(getattr(item, "plain", "")).startswith("[env var:"):
+                item.overflow = "fold"
+        return shown
+
+    parameter_help._dscall_folds = True  # type: ignore[attr-defined]
+    rich_utils._get_parameter_help = parameter_help
+
+
 class HelpGroup(TyperGroup):
     """The root group: tidies the whole command tree once Typer has built it."""
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
+        install_settings(self)  # env vars and --config, tidied with the rest below
         tidy_command(self)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:

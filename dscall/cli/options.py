@@ -85,6 +85,20 @@ PdfBackend = Annotated[
         rich_help_panel=CHUNKING,
     ),
 ]
+# A plain string checked by documents.ocr.ocr_mode, so that a wrong value is dscall's one-line
+# usage error rather than Click's boxed one.
+Ocr = Annotated[
+    str | None,
+    typer.Option(
+        "--ocr",
+        metavar="auto|always|never",
+        help="Read scanned PDF pages with tesseract: auto = pages without a text layer, "
+        "always = every page. Default: auto when the ocr extra and tesseract are installed, "
+        "else never.",
+        show_default=False,
+        rich_help_panel=CHUNKING,
+    ),
+]
 ExtractTimeout = Annotated[
     float,
     typer.Option(
@@ -124,10 +138,19 @@ def discovery_settings(
 
 
 def extract_settings(
-    extract_timeout: float, pdf_backend: config.PdfBackendChoice, workers: int
+    extract_timeout: float,
+    pdf_backend: config.PdfBackendChoice,
+    workers: int,
+    ocr: str | None = None,
 ) -> config.ExtractSettings:
+    """``ocr`` None: the default (``documents.ocr.default_mode``, auto where OCR can run)."""
+    from dscall.documents.ocr import ocr_mode
+
     return config.ExtractSettings(
-        timeout_s=extract_timeout, pdf_backend=pdf_backend, workers=workers
+        timeout_s=extract_timeout,
+        pdf_backend=pdf_backend,
+        ocr=ocr_mode(ocr),
+        workers=workers,
     )
 
 

@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from dscall.config import ExtractSettings
 from dscall.documents.docx import extract_docx
+from dscall.documents.ocr import apply_ocr
 from dscall.documents.pdf import extract_pdf
 from dscall.documents.text import extract_text
 from dscall.errors import EmptyDocument, UnreadableFile
@@ -97,7 +98,7 @@ def extract_bytes(
     if not data:
         raise EmptyDocument("empty file (0 bytes)")
     if source.doc_type == "pdf":
-        pdf = extract_pdf(data, settings.pdf_backend)
+        pdf = apply_ocr(extract_pdf(data, settings.pdf_backend), data, settings)
         if not pdf.pages:
             raise EmptyDocument("the PDF has no pages")
         starts: list[int] = []
@@ -108,9 +109,13 @@ def extract_bytes(
         text = "\n".join(pdf.pages)
         if not text.strip():
             raise EmptyDocument(
-                _no_text_reason(len(pdf.pages), len(pdf.no_text_pages), pdf.warnings)
+                _no_text_reason(
+                    len(pdf.pages), len(pdf.no_text_pages), pdf.warnings, settings.ocr != "never"
+                )
             )
-        return Document(source, doc_id, text, tuple(starts), pdf.no_text_pages, pdf.warnings)
+        return Document(
+            source, doc_id, text, tuple(starts), pdf.no_text_pages, pdf.warnings, pdf.ocr_pages
+        )
     if source.doc_type == "docx":
         text = extract_docx(data, settings.docx_headers_footers)
         warnings: tuple[str, ...] = ()
@@ -121,8 +126,10 @@ def extract_bytes(
     return Document(source, doc_id, text, None, (), warnings)
 
 
-def _no_text_reason(pages: int, no_text: int, warnings: tuple[str, ...]) -> str:
+def _no_text_reason(pages: int, no_text: int, warnings: tuple[str, ...], ocr: bool) -> str:
+    if no_text == pages and ocr:
+        return f"no text layer on any of its {pages} page(s), and OCR found no text on them"
     if no_text == pages:
-        return f"no text layer on any of its {pages} page(s): scanned images? (run OCR on it first)"
+        return f"no text layer on any of its {pages} page(s): scanned images? (see --ocr)"
     first = f" ({warnings[0]})" if warnings else ""
     return f"no text could be extracted from any of its {pages} page(s){first}"

@@ -48,6 +48,7 @@ class PdfText:
     pages: tuple[str, ...]  # normalised text of each page, in order
     no_text_pages: tuple[int, ...]  # 1-based numbers of pages with no text at all
     warnings: tuple[str, ...]
+    ocr_pages: tuple[int, ...] = ()  # 1-based numbers of pages whose text came from --ocr
 
 
 class _OpenFailed(Exception):

@@ -40,6 +40,7 @@ from dscall.chunking.splitter import validate_chunk_settings
 from dscall.chunking.tokens import TokenCounter, make_counter
 from dscall.config import INLINE_TEXT_MAX_BYTES, ChunkSettings, ExtractSettings
 from dscall.documents.extract import os_reason
+from dscall.documents.ocr import check_ocr
 from dscall.documents.pdf import check_backend
 from dscall.documents.worker import PROGRESS, READY, RECEIVED, process_source
 from dscall.documents.worker_process import WorkerProcess, readable, start_process
@@ -72,6 +73,7 @@ class ExtractionPool:
         self._extract = extract or ExtractSettings()
         self._chunk = chunk or ChunkSettings()
         check_backend(self._extract.pdf_backend)
+        check_ocr(self._extract.ocr)
         validate_chunk_settings(self._chunk)
         self.size = max(1, workers or self._extract.workers or os.cpu_count() or 1)
         self._slots = asyncio.Semaphore(self.size)

@@ -118,6 +118,7 @@ def _count(tally: FrontTally, outcome: ExtractOutcome) -> None:
     tally.chunks += len(outcome.chunks)
     tally.tokens += _tokens(outcome)
     tally.no_text_pages += len(outcome.no_text_pages)
+    tally.ocr_pages += len(outcome.ocr_pages)
 
 
 def _tokens(document: ChunkedDocument) -> int:

@@ -94,6 +94,7 @@ def process_source(
         document.no_text_pages,
         document.warnings,
         chunks,
+        document.ocr_pages,
     )
 
 

@@ -47,6 +47,7 @@ _CHUNK_FIELDS: list[pa.Field] = [
     pa.field("char_start", pa.int64()),
     pa.field("char_end", pa.int64()),
     pa.field("chunk_tokens", pa.int32()),
+    pa.field("ocr", pa.bool_()),  # chunk rows: text (some of it) from --ocr
 ]
 _TEXT_FIELD = pa.field("chunk_text", pa.string())
 _STATUS_FIELDS: list[pa.Field] = [

@@ -62,6 +62,7 @@ class RowBuilder:
             char_start=chunk.char_start,
             char_end=chunk.char_end,
             chunk_tokens=chunk.tokens,
+            ocr=chunk.ocr,
             chunk_text=chunk.text if self.include_text else None,
             request_hash=request.request_hash,
             model=request.model,

@@ -155,6 +155,7 @@ SUMMARY_KEYS = {
 def test_summary_dict_keys_and_values() -> None:
     stats = finished_stats(4.0)
     stats.documents_seen, stats.documents_failed, stats.files_skipped = 3, 1, 2
+    stats.front.ocr_pages = 5
     stats.chunks_total, stats.chunks_done, stats.chunks_ok = 10, 10, 8
     stats.chunks_failed, stats.chunks_cached = 2, 3
     stats.requests_sent, stats.retries, stats.throttled = 12, 4, 2
@@ -168,7 +169,7 @@ def test_summary_dict_keys_and_values() -> None:
     assert set(summary) == SUMMARY_KEYS
     assert json.loads(json.dumps(summary)) == summary  # JSON-ready as is
     assert summary["wall_time_s"] == 4.0
-    assert summary["documents"] == {"seen": 3, "failed": 1, "files_skipped": 2}
+    assert summary["documents"] == {"seen": 3, "failed": 1, "files_skipped": 2, "pages_ocr": 5}
     assert summary["chunks"] == {"total": 10, "done": 10, "ok": 8, "failed": 2, "cached": 3}
     assert summary["requests"] == {
         "sent": 12,

@@ -175,7 +175,12 @@ async def test_run_stats_show_the_front_tally_under_their_own_names(tmp_path: Pa
     assert (stats.documents_seen, stats.files_skipped) == (2, 1)
     assert stats.chunks_total == stats.front.chunks > 1
     assert stats.documents_failed == 0  # the engine's (or the dry run's) count, not the stage's
-    assert stats.summary_dict()["documents"] == {"seen": 2, "failed": 0, "files_skipped": 1}
+    assert stats.summary_dict()["documents"] == {
+        "seen": 2,
+        "failed": 0,
+        "files_skipped": 1,
+        "pages_ocr": 0,
+    }
 
 
 async def test_leaving_early_stops_the_files_in_progress(tmp_path: Path) -> None:
