@@ -202,3 +202,14 @@ def test_compare_shares_the_tier_too(
     second = invoke(compare_on("b.parquet"))  # another host: every answer from Redis
     assert second.exit_code == 0, second.output
     assert sim.stats()["requests_received"] == 0
+
+
+def test_config_show_hides_the_password_of_the_cache_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DSCALL_CACHE_URL", f"redis://:{PASSWORD}@127.0.0.1:6379/0")
+    result = invoke(["config", "show"])
+    assert result.exit_code == 0, result.output
+    assert 'cache-url = "redis://:***@127.0.0.1:6379/0"' in result.stdout
+    assert PASSWORD not in result.stdout + result.stderr
