@@ -288,3 +288,11 @@ async def test_a_full_redis_costs_one_warning_and_the_local_cache_goes_on(
             assert len(local) == 100
     assert len(notes) == 1
     assert "OutOfMemoryError" in notes[0]
+
+
+def test_without_the_redis_extra_the_url_is_a_usage_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if redis-py were not installed
+    with pytest.raises(UsageError, match=r"pip install 'dscall\[redis\]'"):
+        ResultCache(tmp_path / "a", "default", cache_url="redis://127.0.0.1:6379/0")
