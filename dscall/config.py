@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from dscall.errors import register_secret
+from dscall.secret_urls import public_url, url_secrets
+
 # --- documents -----------------------------------------------------------------------------
 SUPPORTED_SUFFIXES: dict[str, str] = {".pdf": "pdf", ".docx": "docx", ".txt": "txt", ".md": "md"}
 DEFAULT_EXTRACT_TIMEOUT_S = 120.0
@@ -185,6 +188,14 @@ CACHE_LEASE_S = 30.0
 # A run waiting for another run's answer looks for it (and for the lease) this often, for all the
 # requests it waits on at once.
 CACHE_LEASE_POLL_S = 0.25
+# The shared tier (`--cache-url`, Redis): every call to Redis gives up after REDIS_TIMEOUT_S, and
+# the run goes on with the local cache only; a run waiting on another host's lease looks again
+# after REDIS_POLL_FIRST_S, then less and less often, up to every REDIS_POLL_MAX_S. Takes and
+# writes queued in one loop iteration go in scripts of at most REDIS_BATCH requests.
+REDIS_TIMEOUT_S = 2.0
+REDIS_POLL_FIRST_S = 0.02
+REDIS_POLL_MAX_S = 0.5
+REDIS_BATCH = 500
 # `--wait-lock`: how often a run waiting for another run's output lock tries it again.
 OUTPUT_LOCK_POLL_S = 0.5
 PARQUET_ROW_GROUP_ROWS = 8192
@@ -324,6 +335,12 @@ class CacheSettings:
     namespace: str = DEFAULT_NAMESPACE
     enabled: bool = True
     refresh: bool = False
+    cache_url: str | None = None  # the shared tier, redis://HOST:PORT/DB (its password a secret)
+
+    def __post_init__(self) -> None:
+        if self.cache_url:
+            for secret in url_secrets(self.cache_url):
+                register_secret(secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +362,8 @@ def settings_metadata(*parts: Any) -> dict[str, Any]:
     for part in parts:
         for key, value in asdict(part).items():
             merged[key] = str(value) if isinstance(value, Path) else value
+    if merged.get("cache_url"):
+        merged["cache_url"] = public_url(merged["cache_url"])
     return merged
 
 

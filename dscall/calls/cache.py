@@ -11,6 +11,12 @@ Once the run is going, a failed read is a miss and a failed write loses only tha
 the answer still reaches the output, so neither stops the run; they are counted in ``errors``
 and the first one is reported through ``on_error``.
 
+With a shared tier (``cache_url``, ``redis_tier``), a local miss asks Redis too, inside
+``acquire``: Redis's answer, else the local lease, then Redis's lease (or an answer stored
+meanwhile). An answer found there is copied
+into the local store; ``put`` writes both. That tier needs the cache opened with ``async with``
+(its client lives in the event loop); ``get`` stays a local read.
+
 The store also holds the leases of cross-process single flight (``dscall.calls.leases``): keys
 ``lease:<hash>``, which are not answers: never counted as entries, and kept by ``clear_cache``
 while they are live.
@@ -27,6 +33,7 @@ from dscall.calls.cache_entry import CorruptEntry, decode_entry, encode_entry
 from dscall.calls.cache_store import UnsafeEntry, namespace_path, open_store, store_reason
 from dscall.calls.lease_store import STORE_ERRORS, Claim, StopCheck, count_leases
 from dscall.calls.leases import Leases
+from dscall.calls.redis_tier import RedisTier
 from dscall.config import CACHE_LEASE_POLL_S, CACHE_LEASE_S, CACHE_LOCK_TIMEOUT_S
 from dscall.errors import one_line
 from dscall.types import CallResponse
@@ -57,6 +64,7 @@ class ResultCache:
         on_notice: Callable[[str], None] | None = None,
         lease_s: float = CACHE_LEASE_S,
         lease_poll_s: float = CACHE_LEASE_POLL_S,
+        cache_url: str | None = None,
     ) -> None:
         self.path = namespace_path(directory, namespace)
         self.namespace = namespace
@@ -75,6 +83,15 @@ class ResultCache:
             lease_s=lease_s,
             poll_s=lease_poll_s,
         )
+        self.shared: RedisTier | None = None
+        if cache_url:
+            try:
+                self.shared = RedisTier(
+                    cache_url, lease_s=lease_s, on_warning=on_notice or on_error
+                )
+            except BaseException:
+                self._store.close()
+                raise
 
     def get(self, request_hash: str) -> CallResponse | None:
         """The stored answer, or None. A corrupt entry is deleted and counts as a miss."""
@@ -98,7 +115,13 @@ class ResultCache:
         """Store ``response`` and release our lease on it, in one transaction: committed before
         this returns, or, inside an event loop, at the end of the current loop iteration
         together with everything else written in that iteration."""
-        self._pending[request_hash] = encode_entry(response)
+        data = encode_entry(response)
+        self._store_local(request_hash, data)
+        if self.shared is not None:
+            self.shared.put(request_hash, data)
+
+    def _store_local(self, request_hash: str, data: bytes) -> None:
+        self._pending[request_hash] = data
         self.leases.release(request_hash)
         self._schedule()
 
@@ -107,16 +130,49 @@ class ResultCache:
         None: ours, send the request. A response: another run stored the answer meanwhile
         (looked for only with ``check_answer``). A ``LeaseHolder``: another live process has
         the request in flight; ``wait`` for it."""
-        return await self.leases.take(request_hash, check_answer)
+        shared = self.shared
+        if shared is not None and check_answer:
+            # Another host's answer is the common case of a rerun on a fresh local cache: read
+            # first, so that a hit costs neither a local nor a shared lease.
+            data = await shared.read(request_hash)
+            response = None if data is None else self._copy_shared(request_hash, data)
+            if response is not None:
+                return response
+        claim = await self.leases.take(request_hash, check_answer)
+        if claim is not None or shared is None:
+            return claim
+        taken = await shared.take(request_hash, check_answer, self.leases.me)
+        if isinstance(taken, bytes):  # another host's answer: ours now too
+            return self._copy_shared(request_hash, taken)
+        if taken is not None:  # another host has it in flight
+            self.leases.tell(taken)
+        return taken  # None: both leases ours
+
+    def _copy_shared(self, request_hash: str, data: bytes) -> CallResponse | None:
+        """The answer ``data`` found in the shared tier, stored locally (giving back our local
+        lease in that write); None for one that does not decode: send it again."""
+        try:
+            response = decode_entry(data)
+        except CorruptEntry:
+            return None
+        if response is not None:
+            self._store_local(request_hash, data)
+        return response
 
     def release(self, request_hash: str) -> None:
         """Give up our lease on ``request_hash`` (its call ended without an answer), if held."""
+        if self.shared is not None:
+            self.shared.release(request_hash)
         if self.leases.release(request_hash):
             self._schedule()
 
     async def wait(self, request_hash: str, stop: StopCheck) -> CallResponse | None:
         """Wait while another process holds the lease: the answer it stored, or None once the
         lease is free to ``acquire`` again. Raises ``stop()``'s reason once it gives one."""
+        shared = self.shared
+        if shared is not None and self.leases.holds(request_hash):  # held on another host
+            data = await shared.wait(request_hash, stop)
+            return None if data is None else self._copy_shared(request_hash, data)
         return await self.leases.wait(request_hash, stop)
 
     def _schedule(self) -> None:
@@ -184,6 +240,28 @@ class ResultCache:
 
     def __enter__(self) -> ResultCache:
         return self
+
+    async def __aenter__(self) -> ResultCache:
+        """Enter with the shared tier open: a ``UsageError`` if it cannot be reached."""
+        if self.shared is not None:
+            try:
+                await self.shared.open()
+            except BaseException:
+                self.close()
+                raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self.shared is not None:
+                await self.shared.close()  # stores what is queued there, gives back its leases
+        finally:
+            self.close()
 
     def __exit__(
         self,

@@ -111,6 +111,9 @@ class Leases:
     def held(self) -> frozenset[str]:
         return frozenset(self._held)
 
+    def holds(self, request_hash: str) -> bool:
+        return request_hash in self._held
+
     def take(self, request_hash: str, check_answer: bool) -> asyncio.Future[Claim]:
         """Queue taking the lease. The claim: None (ours: send it), the stored answer
         (``check_answer``), or the live holder of the lease (wait for it)."""

@@ -91,6 +91,16 @@ Namespace = Annotated[
     str,
     typer.Option(help="Cache namespace; namespaces never share entries.", rich_help_panel=CACHE),
 ]
+CacheUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="DSCALL_CACHE_URL",
+        metavar="URL",
+        help="Shared cache tier behind the local one, redis://HOST:PORT/DB (needs dscall[redis]).",
+        show_default=False,
+        rich_help_panel=CACHE,
+    ),
+]
 Endpoints = Annotated[
     list[str] | None,
     typer.Option(

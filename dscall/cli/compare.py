@@ -138,6 +138,7 @@ def compare(
     ] = False,
     cache_dir: call_options.CacheDir = None,
     namespace: call_options.Namespace = config.DEFAULT_NAMESPACE,
+    cache_url: call_options.CacheUrl = None,
     include: options.Include = None,
     exclude: options.Exclude = None,
     hidden: options.Hidden = False,
@@ -181,7 +182,9 @@ def compare(
                 max_retries=max_retries,
             ),
             cache=config.CacheSettings(
-                directory=cache_dir or config.default_cache_dir(), namespace=namespace
+                directory=cache_dir or config.default_cache_dir(),
+                namespace=namespace,
+                cache_url=cache_url,
             ),
             output=config.OutputSettings(
                 out=out,

@@ -18,6 +18,7 @@ import typer
 
 from dscall.cli import config_keys, config_params
 from dscall.cli.app import app, run
+from dscall.secret_urls import public_url
 
 config_app = typer.Typer(
     name="config",
@@ -91,7 +92,10 @@ def _settings(ctx: Any, command: Any) -> list[Shown]:
             where = origins.get(key, "settings file")
         else:
             where = "default"
-        rows.append(Shown(key, _toml(ctx.params.get(param.name)), where))
+        value = ctx.params.get(param.name)
+        if key == "cache-url" and value:  # its password is a secret
+            value = public_url(value)
+        rows.append(Shown(key, _toml(value), where))
     if any(param.name == "api_key" for param in command.params):
         variable, said = ctx.meta[config_params.KEY_ENV_KEY]
         rows.append(Shown(config_keys.API_KEY_ENV_KEY, _toml(variable), said))

@@ -220,6 +220,7 @@ def process(
             help="Ignore cached answers (new answers are still stored).", rich_help_panel=_CACHE
         ),
     ] = False,
+    cache_url: call_options.CacheUrl = None,
     include: options.Include = None,
     exclude: options.Exclude = None,
     hidden: options.Hidden = False,
@@ -288,6 +289,7 @@ def process(
                 namespace=namespace,
                 enabled=not no_cache,
                 refresh=refresh,
+                cache_url=cache_url,
             ),
             output=config.OutputSettings(
                 out=out,

@@ -93,13 +93,14 @@ async def open_call_path(
                 balance = BalanceWatch(info.balance_usd, prices, notify)
     cache = None
     if settings.cache.enabled:
-        cache = stack.enter_context(
+        cache = await stack.enter_async_context(  # async: the shared tier's client
             ResultCache(
                 settings.cache.directory,
                 settings.cache.namespace,
                 on_error=notify,
                 run_id=run_id,
                 on_notice=notify,
+                cache_url=settings.cache.cache_url,
             )
         )
     audit = None
