@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from dscall.chain_settings import Mode as Mode  # re-exported: settings of a chain
+from dscall.chain_settings import StepKind as StepKind
+from dscall.chain_settings import StepSettings as StepSettings
 from dscall.errors import register_secret
 from dscall.secret_urls import public_url, url_secrets
 
@@ -262,29 +265,6 @@ class PromptSettings:
     # the schema in the system prompt), and how often an answer that does not is asked again.
     schema_json: str | None = None
     schema_retries: int = DEFAULT_SCHEMA_RETRIES
-
-
-Mode = Literal["map", "map-reduce", "refine"]
-StepKind = Literal["map", "reduce", "refine", "document"]
-
-
-@dataclass(frozen=True, slots=True)
-class StepSettings:
-    """One step of a chain (SPEC §9): a mode's steps, or a ``[[steps]]`` table of a pipeline
-    file. ``None`` for a call parameter means the run's own (``--model``, ``--max-tokens`` ...)."""
-
-    name: str
-    kind: StepKind
-    template: str
-    input: str | None = None  # reduce: the map step it reduces; document: the step it reads
-    model: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    json_mode: bool | None = None
-    first_template: str | None = None  # refine: the first chunk's prompt (default: --prompt)
-    reduce_tokens: int | None = None  # reduce: tokens of answers per call (default: chunk budget)
-    where: str | None = None  # "FILE:LINE" of a pipeline file's step, for errors
-    schema_json: str | None = None  # the compact JSON Schema its answers must follow
 
 
 @dataclass(frozen=True, slots=True)
