@@ -45,6 +45,7 @@ def chunks(
     overlap_tokens: options.OverlapTokens = config.DEFAULT_OVERLAP_TOKENS,
     tokenizer: options.Tokenizer = "auto",
     pdf_backend: options.PdfBackend = "auto",
+    headers: options.Headers = False,
     extract_timeout: options.ExtractTimeout = config.DEFAULT_EXTRACT_TIMEOUT_S,
     workers: options.Workers = 0,
     no_text: Annotated[
@@ -71,7 +72,7 @@ def chunks(
         job = ChunksJob(
             inputs=tuple(paths),
             discovery=options.discovery_settings(include, exclude, hidden),
-            extract=options.extract_settings(extract_timeout, pdf_backend, workers),
+            extract=options.extract_settings(extract_timeout, pdf_backend, workers, headers),
             chunk=options.chunk_settings(chunk_tokens, overlap_tokens, tokenizer),
             out=out,
             include_text=not no_text,

@@ -94,6 +94,14 @@ ExtractTimeout = Annotated[
         rich_help_panel=CHUNKING,
     ),
 ]
+Headers = Annotated[
+    bool,
+    typer.Option(
+        "--headers",
+        help="Include DOCX headers and footers in the text (each distinct one once).",
+        rich_help_panel=CHUNKING,
+    ),
+]
 Workers = Annotated[
     int,
     typer.Option(
@@ -124,10 +132,16 @@ def discovery_settings(
 
 
 def extract_settings(
-    extract_timeout: float, pdf_backend: config.PdfBackendChoice, workers: int
+    extract_timeout: float,
+    pdf_backend: config.PdfBackendChoice,
+    workers: int,
+    headers: bool = False,
 ) -> config.ExtractSettings:
     return config.ExtractSettings(
-        timeout_s=extract_timeout, pdf_backend=pdf_backend, workers=workers
+        timeout_s=extract_timeout,
+        pdf_backend=pdf_backend,
+        workers=workers,
+        docx_headers_footers=headers,
     )
 
 

@@ -225,6 +225,7 @@ def process(
     overlap_tokens: options.OverlapTokens = config.DEFAULT_OVERLAP_TOKENS,
     tokenizer: options.Tokenizer = "auto",
     pdf_backend: options.PdfBackend = "auto",
+    headers: options.Headers = False,
     extract_timeout: options.ExtractTimeout = config.DEFAULT_EXTRACT_TIMEOUT_S,
     workers: options.Workers = 0,
     mode: chain_options.Mode = "map",
@@ -252,7 +253,7 @@ def process(
         settings = config.ProcessSettings(
             inputs=tuple(paths),
             discovery=options.discovery_settings(include, exclude, hidden),
-            extract=options.extract_settings(extract_timeout, pdf_backend, workers),
+            extract=options.extract_settings(extract_timeout, pdf_backend, workers, headers),
             chunk=options.chunk_settings(chunk_tokens, overlap_tokens, tokenizer),
             prompt=config.PromptSettings(
                 model=model,
