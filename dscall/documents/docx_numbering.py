@@ -39,7 +39,8 @@ class ListNumbering:
 
     def __init__(self, numbering: _Element | None, styles: _Element | None) -> None:
         self._levels = _lists(numbering) if numbering is not None else {}
-        self._style_lists = _style_lists(styles) if styles is not None else {}
+        self._styles = styles
+        self._style_lists: _StyleLists | None = None  # read when first needed
         self._counters: dict[str, list[int | None]] = {}
 
     def label(self, properties: _Element | None) -> str:
@@ -53,16 +54,17 @@ class ListNumbering:
         return self._count(num_id, level, levels)
 
     def _list_of(self, properties: _Element) -> tuple[str, int]:
-        num_id, level = "", None
+        num_id, level = "", 0
         style = properties.find(f"{_W}pStyle")
-        if style is not None:
-            num_id, style_level = self._style_lists.get(style.get(_VAL, ""), ("", 0))
-            level = style_level
+        if style is not None and self._styles is not None:
+            if self._style_lists is None:
+                self._style_lists = _StyleLists(self._styles)
+            num_id, level = self._style_lists.get(style.get(_VAL, ""))
         num_pr = properties.find(f"{_W}numPr")
         if num_pr is not None:
             num_id = _child_value(num_pr, "numId") or num_id
-            level = _int(_child_value(num_pr, "ilvl"), level or 0)
-        return ("" if num_id == "0" else num_id), (level or 0)
+            level = _int(_child_value(num_pr, "ilvl"), level)
+        return ("" if num_id == "0" else num_id), level
 
     def _count(self, num_id: str, level: int, levels: dict[int, _Level]) -> str:
         counters = self._counters.setdefault(num_id, [None] * 9)
@@ -123,34 +125,39 @@ def _level(lvl: _Element) -> _Level:
     )
 
 
-def _style_lists(styles: _Element) -> dict[str, tuple[str, int]]:
-    """Paragraph style id -> (numId, ilvl) of the list it puts its paragraphs in."""
-    own: dict[str, tuple[str | None, int | None]] = {}
-    based_on: dict[str, str] = {}
-    for style in styles.iterchildren(f"{_W}style"):
-        style_id = style.get(f"{_W}styleId", "")
-        parent = _child_value(style, "basedOn")
-        if parent:
-            based_on[style_id] = parent
-        num_pr = style.find(f"{_W}pPr/{_W}numPr")
-        if num_pr is not None:
-            ilvl = _child_value(num_pr, "ilvl")
-            own[style_id] = (_child_value(num_pr, "numId"), _int(ilvl, 0) if ilvl else None)
-    resolved: dict[str, tuple[str, int]] = {}
-    for style_id in set(own) | set(based_on):
+class _StyleLists:
+    """Paragraph style id -> (numId, ilvl) of the list the style puts its paragraphs in,
+    resolved along ``w:basedOn`` for the styles a document uses, when it first uses them."""
+
+    def __init__(self, styles: _Element) -> None:
+        self._by_id = {
+            style.get(f"{_W}styleId", ""): style for style in styles.iterchildren(f"{_W}style")
+        }
+        self._resolved: dict[str, tuple[str, int]] = {}
+
+    def get(self, style_id: str) -> tuple[str, int]:
+        found = self._resolved.get(style_id)
+        if found is None:
+            found = self._resolved[style_id] = self._resolve(style_id)
+        return found
+
+    def _resolve(self, style_id: str) -> tuple[str, int]:
         num_id: str | None = None
         level: int | None = None
-        current = style_id
+        style = self._by_id.get(style_id)
         for _ in range(_MAX_BASED_ON):
-            this_id, this_level = own.get(current, (None, None))
-            num_id = num_id if num_id is not None else this_id
-            level = level if level is not None else this_level
-            if current not in based_on:
+            if style is None:
                 break
-            current = based_on[current]
-        if num_id:
-            resolved[style_id] = (num_id, level or 0)
-    return resolved
+            num_pr = style.find(f"{_W}pPr/{_W}numPr")
+            if num_pr is not None:
+                num_id = num_id if num_id is not None else _child_value(num_pr, "numId")
+                ilvl = _child_value(num_pr, "ilvl")
+                level = level if level is not None or ilvl is None else _int(ilvl, 0)
+            if num_id is not None and level is not None:
+                break
+            parent = _child_value(style, "basedOn")
+            style = self._by_id.get(parent) if parent else None
+        return (num_id or ""), (level or 0)
 
 
 def format_number(value: int, number_format: str) -> str:
