@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from dscall.output.parquet import read_metadata
 from dscall.simulator import SimulatorThread
 from tests.integration.conftest import Workspace, invoke, read_rows
 
@@ -41,6 +42,8 @@ def test_chunks_reads_headers_only_with_the_option(tmp_path: Path) -> None:
     (text,) = _texts(read_rows(with_headers)).values()
     assert text.startswith(HEADER)
     assert text.endswith(FOOTER)
+    assert read_metadata(plain)["settings"]["docx_headers_footers"] is False
+    assert read_metadata(with_headers)["settings"]["docx_headers_footers"] is True
 
 
 def test_fidelity_fixtures_through_the_worker_pool(tmp_path: Path) -> None:
