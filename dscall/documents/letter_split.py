@@ -19,6 +19,8 @@ from __future__ import annotations
 _MIN_WORDS = 12
 # The first check reads this much of a page.
 _SAMPLE_CHARS = 1500
+# Text with more characters per space than this cannot be mostly one-letter words.
+_MAX_CHARS_PER_WORD = 4.0
 # pdfium's reading is suspect from this share of single-letter words on.
 _SUSPECT_SHARE = 0.35
 # pypdf's reading wins when its share is at most this fraction of pdfium's...
@@ -41,7 +43,9 @@ def looks_letter_split(text: str) -> bool:
     the page's start: a letter-split layer is split throughout, and a dense page of 5,000
     words should not cost a split of all of them."""
     sample = text[:_SAMPLE_CHARS]
-    if sample.count(" ") < _MIN_WORDS:
+    spaces = sample.count(" ")
+    # Prose averages 5-7 characters per word and its space; letter-split text 2-3.5.
+    if spaces < _MIN_WORDS or len(sample) > _MAX_CHARS_PER_WORD * (spaces + 1):
         return False
     return len(sample.split()) >= _MIN_WORDS and single_letter_share(sample) >= _SUSPECT_SHARE
 
