@@ -28,7 +28,10 @@ def open_forms(document: _Pdfium) -> bool:
 
     if pdfium_c.FPDF_GetFormType(document.raw) == pdfium_c.FORMTYPE_NONE:
         return False
-    document.init_forms()
+    try:
+        document.init_forms()
+    except Exception:  # a form pdfium cannot start: the pages are still read, without fields
+        return False
     return True
 
 
