@@ -14,12 +14,11 @@ Errors are caught per page: a page that fails becomes a warning and empty text, 
 document goes on. Encrypted files are opened with the empty password (an owner password only
 restricts printing or copying); a user password gives ``EncryptedDocument``.
 
-Text: filled form fields are part of a page's text and text outside the visible page box is
-not (``pdfium_page``; with pypdf, the values of text and choice fields follow the page's text).
-Words hyphenated across a line end are joined, compounds keep their hyphen (``hyphenation``).
-Each page is normalised (``text.normalise``) and stripped, so that joining pages with one
-newline never fakes a paragraph break. A page with no text left is a no-text page (a scan, or
-a blank page).
+Text: filled form fields are part of a page's text, after its other text, and text outside the
+visible page box is not (``pdfium_page``, ``pypdf_page``). Words hyphenated across a line end
+are joined, compounds keep their hyphen (``hyphenation``). Each page is normalised
+(``text.normalise``) and stripped, so that joining pages with one newline never fakes a
+paragraph break. A page with no text left is a no-text page (a scan, or a blank page).
 """
 
 from __future__ import annotations
@@ -36,8 +35,8 @@ from typing import TYPE_CHECKING
 from dscall.config import MAX_PAGE_WARNINGS, PdfBackendChoice
 from dscall.documents.hyphenation import join_hyphenated
 from dscall.documents.letter_split import better_reading, looks_letter_split
-from dscall.documents.pdf_fields import field_values
 from dscall.documents.pdfium_page import open_forms, visible_text, with_fields_drawn
+from dscall.documents.pypdf_page import pypdf_page_text
 from dscall.documents.text import describe_content, normalise
 from dscall.errors import CorruptDocument, EncryptedDocument, UsageError
 
@@ -242,10 +241,7 @@ def _read_with_pypdf(data: bytes) -> tuple[list[str], set[int], list[str]]:
 
 
 def _pypdf_page_text(reader: PdfReader, index: int) -> str:
-    page = reader.pages[index]
-    text = str(page.extract_text())
-    values = field_values(page)
-    return "\n".join([text.rstrip("\n"), *values]) if values else text
+    return pypdf_page_text(reader.pages[index])
 
 
 def _reason(exc: BaseException) -> str:

@@ -80,9 +80,9 @@ def test_aes256_with_a_user_password_stays_an_accurate_error(backend: str) -> No
     assert "owner-x" not in message
 
 
-@needs_pdfium
-def test_text_outside_the_visible_page_box_is_not_extracted() -> None:
-    assert _pages("outside_crop_box.pdf") == ("Visible on page one.", "Visible on page two.")
+def test_text_outside_the_visible_page_box_is_not_extracted(backend: str) -> None:
+    expected = ("Visible on page one.", "Visible on page two.")
+    assert _pages("outside_crop_box.pdf", backend) == expected
 
 
 @needs_pdfium
