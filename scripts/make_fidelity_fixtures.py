@@ -29,7 +29,9 @@ LETTER_SPLIT_TEXT = (
 
 
 def form_filled(path: Path) -> None:
-    """Text fields filled by reportlab (values with appearance streams) and a choice field."""
+    """Text fields filled by reportlab (values with appearance streams) and a choice field
+    beside their labels; on page 2 a label above its box, a label printed twice, an empty
+    field."""
     pdf = canvas.Canvas(str(path), invariant=1)
     pdf.setFont("Helvetica", 11)
     pdf.drawString(72, 780, "Applicant name:")
@@ -43,6 +45,18 @@ def form_filled(path: Path) -> None:
         name="region", value="Northern", options=["Northern", "Southern"], x=180, y=692, width=120
     )
     pdf.acroForm.checkbox(name="agree", checked=True, x=180, y=650)
+    pdf.showPage()
+    # Page 2: a label above its box, a label printed twice, an empty field.
+    pdf.setFont("Helvetica", 11)
+    pdf.drawString(72, 760, "Remarks (write below):")
+    pdf.acroForm.textfield(
+        name="remarks", value="Delivered on time.", x=72, y=725, width=300, height=24
+    )
+    for number, (y, value) in enumerate(((660, "Bo Chen"), (620, "Cy Diaz"), (580, ""))):
+        pdf.drawString(72, y, "Witness:")
+        pdf.acroForm.textfield(
+            name=f"witness{number}", value=value, x=180, y=y - 8, width=200, height=20
+        )
     pdf.showPage()
     pdf.save()
 

@@ -14,11 +14,12 @@ Errors are caught per page: a page that fails becomes a warning and empty text, 
 document goes on. Encrypted files are opened with the empty password (an owner password only
 restricts printing or copying); a user password gives ``EncryptedDocument``.
 
-Text: filled form fields are part of a page's text, after its other text, and text outside the
-visible page box is not (``pdfium_page``, ``pypdf_page``). Words hyphenated across a line end
-are joined, compounds keep their hyphen (``hyphenation``). Each page is normalised
-(``text.normalise``) and stripped, so that joining pages with one newline never fakes a
-paragraph break. A page with no text left is a no-text page (a scan, or a blank page).
+Text: filled form fields are part of a page's text (with pdfium beside their labels, with pypdf
+after the page's text), and text outside the visible page box is not (``pdfium_page``,
+``pypdf_page``). Words hyphenated across a line end are joined, compounds keep their hyphen
+(``hyphenation``). Each page is normalised (``text.normalise``) and stripped, so that joining
+pages with one newline never fakes a paragraph break. A page with no text left is a no-text
+page (a scan, or a blank page).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING
 from dscall.config import MAX_PAGE_WARNINGS, PdfBackendChoice
 from dscall.documents.hyphenation import join_hyphenated
 from dscall.documents.letter_split import better_reading, looks_letter_split
-from dscall.documents.pdfium_page import open_forms, visible_text, with_fields_drawn
+from dscall.documents.pdfium_page import open_forms, visible_text
 from dscall.documents.pypdf_page import pypdf_page_text
 from dscall.documents.text import describe_content, normalise
 from dscall.errors import CorruptDocument, EncryptedDocument, UsageError
@@ -148,9 +149,7 @@ def _read_with_pdfium(data: bytes, page_fallback: bool) -> tuple[list[str], set[
             try:
                 page = document[index]
                 try:
-                    if forms:
-                        page = with_fields_drawn(document, index, page)
-                    text = visible_text(page)
+                    text = visible_text(page, document if forms else None)
                 finally:
                     page.close()
                 if fallback is not None and looks_letter_split(text):

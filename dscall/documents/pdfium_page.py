@@ -1,13 +1,9 @@
 """One pdfium page -> the text a reader sees on it: filled form fields included, nothing from
 outside the visible page box.
 
-- Form fields: the values typed into an AcroForm's fields live in widget annotations, not in
-  the page's content, so pdfium's text page never sees them. When the document has a form,
-  its form environment is started before any page is loaded (pdfium generates appearances
-  for fields that have none, as with ``NeedAppearances``) and each page with annotations is
-  flattened in memory, which draws the fields' appearances into the content; the page is then
-  loaded again, as pdfium needs after a flatten. The values come after the page's other text.
-  Documents without a form take none of these steps.
+- Form fields: when the document has a form, its form environment is started before any page
+  is loaded, and the values of a page's filled fields are placed beside their labels
+  (``pdfium_forms``). Documents without a form take none of these steps.
 - Visible box: pdfium's text page holds every glyph the content draws, also those placed
   outside the page (a layout tool's pasteboard, text hidden by a tighter crop box). Only the
   text inside the crop box, clipped to the media box as viewers do, is read.
@@ -15,11 +11,13 @@ outside the visible page box.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
+
+from dscall.documents.pdfium_forms import field_values, place_values
 
 # pypdfium2 objects (PdfDocument, PdfPage): pypdfium2 ships no type information mypy can use.
 _Pdfium = Any
-_FLATTENED = 1  # FLATTEN_SUCCESS: something was drawn into the content
 
 
 def open_forms(document: _Pdfium) -> bool:
@@ -29,34 +27,31 @@ def open_forms(document: _Pdfium) -> bool:
     if pdfium_c.FPDF_GetFormType(document.raw) == pdfium_c.FORMTYPE_NONE:
         return False
     try:
-        document.init_forms()
+        with warnings.catch_warnings():  # pypdfium2 warns when an XFA form fails to load
+            warnings.simplefilter("ignore")
+            document.init_forms()
     except Exception:  # a form pdfium cannot start: the pages are still read, without fields
         return False
-    return True
+    return document.formenv is not None
 
 
-def with_fields_drawn(document: _Pdfium, index: int, page: _Pdfium) -> _Pdfium:
-    """``page``, or the page loaded again after its form fields were drawn into it."""
-    import pypdfium2.raw as pdfium_c
-
-    if pdfium_c.FPDFPage_GetAnnotCount(page.raw) <= 0:
-        return page
-    if page.flatten() != _FLATTENED:
-        return page
-    page.close()
-    return document[index]
-
-
-def visible_text(page: _Pdfium) -> str:
-    """The text inside the page's visible box; pdfium's hyphen mark is U+FFFE as in
-    ``get_text_range`` (``get_text_bounded`` reports it as U+0002)."""
+def visible_text(page: _Pdfium, form_document: _Pdfium | None = None) -> str:
+    """The text inside the page's visible box, with the values of its filled form fields
+    when ``form_document`` (the page's document, its forms opened) is given. pdfium's hyphen
+    mark is U+FFFE as in ``get_text_range`` (``get_text_bounded`` reports it as U+0002)."""
     textpage = page.get_textpage()
     try:
         left, bottom, right, top = _visible_box(page)
         text = str(textpage.get_text_bounded(left, bottom, right, top))
+        if "\x02" in text:
+            text = text.replace("\x02", "\ufffe")
+        if form_document is not None:
+            values = field_values(form_document, page)
+            if values:
+                text = place_values(text, textpage, values)
     finally:
         textpage.close()
-    return text.replace("\x02", "\ufffe") if "\x02" in text else text
+    return text
 
 
 def _visible_box(page: _Pdfium) -> tuple[float, float, float, float]:

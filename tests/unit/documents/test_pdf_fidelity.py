@@ -26,19 +26,36 @@ def _pages(name: str, backend: str = "auto") -> tuple[str, ...]:
 
 
 def test_filled_form_fields_are_part_of_the_page_text(backend: str) -> None:
-    (page,) = _pages("form_filled.pdf", backend)
-    assert page.startswith("Applicant name:\nAgency:\nRegion:\n")
+    first, second = _pages("form_filled.pdf", backend)
     for value in ("Ada Lovelace", "Analytical Engines Ltd", "Northern"):
-        assert value in page
-    assert "/Yes" not in page  # a ticked checkbox's state name is not text
+        assert value in first
+    for value in ("Delivered on time.", "Bo Chen", "Cy Diaz"):
+        assert value in second
+    assert "Yes" not in first  # a ticked checkbox's state is not text
+
+
+@needs_pdfium
+def test_pdfium_places_form_values_beside_their_labels() -> None:
+    assert _pages("form_filled.pdf") == (
+        "Applicant name: Ada Lovelace\nAgency: Analytical Engines Ltd\nRegion: Northern",
+        # a label above its box; a label printed three times, the last field left empty
+        "Remarks (write below):\nDelivered on time.\nWitness: Bo Chen\nWitness: Cy Diaz\nWitness:",
+    )
+
+
+def test_pypdf_adds_form_values_after_the_page_text() -> None:
+    first, _ = _pages("form_filled.pdf", "pypdf")
+    assert (
+        first == "Applicant name:\nAgency:\nRegion:\nAda Lovelace\nAnalytical Engines Ltd\nNorthern"
+    )
 
 
 def test_form_values_without_appearance_streams_are_read(backend: str) -> None:
-    # pypdf filled "name" and asked viewers to draw it (NeedAppearances): pdfium draws it.
-    (page,) = _pages("form_need_appearances.pdf", backend)
-    assert "Grace Hopper" in page
-    assert "Ada Lovelace" not in page
-    assert "Analytical Engines Ltd" in page
+    # pypdf filled "name" and asked viewers to draw it (NeedAppearances): the value is read.
+    first, _ = _pages("form_need_appearances.pdf", backend)
+    assert "Grace Hopper" in first
+    assert "Ada Lovelace" not in first
+    assert "Analytical Engines Ltd" in first
 
 
 def test_soft_and_typeset_hyphens_are_joined_and_compounds_kept(backend: str) -> None:
