@@ -31,7 +31,7 @@ LETTER_SPLIT_TEXT = (
 def form_filled(path: Path) -> None:
     """Text fields filled by reportlab (values with appearance streams) and a choice field
     beside their labels; on page 2 a label above its box, a label printed twice, an empty
-    field."""
+    field, a hidden field."""
     pdf = canvas.Canvas(str(path), invariant=1)
     pdf.setFont("Helvetica", 11)
     pdf.drawString(72, 780, "Applicant name:")
@@ -46,7 +46,7 @@ def form_filled(path: Path) -> None:
     )
     pdf.acroForm.checkbox(name="agree", checked=True, x=180, y=650)
     pdf.showPage()
-    # Page 2: a label above its box, a label printed twice, an empty field.
+    # Page 2: a label above its box, a label printed three times, an empty field, a hidden one.
     pdf.setFont("Helvetica", 11)
     pdf.drawString(72, 760, "Remarks (write below):")
     pdf.acroForm.textfield(
@@ -57,6 +57,9 @@ def form_filled(path: Path) -> None:
         pdf.acroForm.textfield(
             name=f"witness{number}", value=value, x=180, y=y - 8, width=200, height=20
         )
+    pdf.acroForm.textfield(
+        name="internal", value="HIDDEN-42", x=400, y=400, width=100, annotationFlags="hidden"
+    )
     pdf.showPage()
     pdf.save()
 

@@ -3,7 +3,8 @@
 pypdf's ``extract_text`` reads the page's content only, and a filled field's value lives in
 its widget annotation (``/V``, inherited from the parent field when the widget is one of
 several). Text fields (``/Tx``) and choice fields (``/Ch``) hold text; buttons hold state names
-(``/Yes``, ``/Off``), which are not text a reader sees, so they are left out.
+(``/Yes``, ``/Off``), which are not text a reader sees, so they are left out, as are hidden
+widgets.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 _TEXT_FIELD_TYPES = ("/Tx", "/Ch")
+# Annotation flags Hidden and NoView: a widget no viewer shows.
+_NOT_SHOWN = 0x02 | 0x20
 # A field hierarchy is a tree; a cycle in a damaged file must not loop.
 _MAX_PARENTS = 32
 
@@ -25,6 +28,8 @@ def field_values(page: Any) -> list[str]:
     for reference in annotations.get_object():
         widget = reference.get_object()
         if not hasattr(widget, "get") or widget.get("/Subtype") != "/Widget":
+            continue
+        if int(widget.get("/F", 0)) & _NOT_SHOWN:
             continue
         value = _inherited(widget, "/V")
         if _inherited(widget, "/FT") not in _TEXT_FIELD_TYPES or value is None:

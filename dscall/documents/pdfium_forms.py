@@ -3,7 +3,7 @@
 A typed value lives in the field (``/V``), drawn by a widget annotation, not in the page's
 content, so pdfium's text page never sees it. The values of text, combo-box and list fields
 are read through the form environment (buttons hold states such as "Yes", not text; signatures
-hold no text). Each value goes where a reader sees it:
+hold no text; hidden widgets are not seen). Each value goes where a reader sees it:
 
 - after the label on the same row: the nearest text run that ends left of the field and
   spans the field's vertical middle ("Name: Ada Lovelace");
@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 _Pdfium = Any  # pypdfium2 objects: pypdfium2 ships no type information mypy can use
+# Annotation flags of a widget no viewer shows (FPDF_ANNOT_FLAG_HIDDEN, _NOVIEW): its field may
+# hold a computed value, but not one a reader sees.
+_NOT_SHOWN = 0x02 | 0x20
 # A label may end a little right of the field's left edge (rounding, a colon's overhang).
 _ROW_TOLERANCE = 2.0
 
@@ -57,6 +60,8 @@ def field_values(document: _Pdfium, page: _Pdfium) -> list[tuple[str, _Box]]:
             continue
         try:
             if pdfium_c.FPDFAnnot_GetSubtype(annotation) != pdfium_c.FPDF_ANNOT_WIDGET:
+                continue
+            if pdfium_c.FPDFAnnot_GetFlags(annotation) & _NOT_SHOWN:
                 continue
             if pdfium_c.FPDFAnnot_GetFormFieldType(form.raw, annotation) not in wanted:
                 continue

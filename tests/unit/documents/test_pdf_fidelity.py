@@ -32,6 +32,7 @@ def test_filled_form_fields_are_part_of_the_page_text(backend: str) -> None:
     for value in ("Delivered on time.", "Bo Chen", "Cy Diaz"):
         assert value in second
     assert "Yes" not in first  # a ticked checkbox's state is not text
+    assert "HIDDEN-42" not in second  # nor is a hidden field's value
 
 
 @needs_pdfium
