@@ -111,7 +111,7 @@ def test_letter_split_text_layer_is_read_whole_from_pypdf() -> None:
 
 
 @needs_pdfium
-def test_ordinary_pages_are_not_replaced(tmp_path: Path) -> None:
+def test_ordinary_pages_are_not_replaced() -> None:
     # Fixtures whose pdfium text is fine keep pdfium's reading in auto (no pypdf involved).
     for name in ("plain.pdf", "outside_crop_box.pdf", "hyphenation.pdf"):
         assert _pages(name, "auto") == _pages(name, "pdfium")
