@@ -46,6 +46,7 @@ def chunks(
     tokenizer: options.Tokenizer = "auto",
     pdf_backend: options.PdfBackend = "auto",
     ocr: options.Ocr = None,
+    headers: options.Headers = False,
     extract_timeout: options.ExtractTimeout = config.DEFAULT_EXTRACT_TIMEOUT_S,
     workers: options.Workers = 0,
     no_text: Annotated[
@@ -72,7 +73,7 @@ def chunks(
         job = ChunksJob(
             inputs=tuple(paths),
             discovery=options.discovery_settings(include, exclude, hidden),
-            extract=options.extract_settings(extract_timeout, pdf_backend, workers, ocr),
+            extract=options.extract_settings(extract_timeout, pdf_backend, workers, ocr, headers),
             chunk=options.chunk_settings(chunk_tokens, overlap_tokens, tokenizer),
             out=out,
             include_text=not no_text,

@@ -108,6 +108,14 @@ ExtractTimeout = Annotated[
         rich_help_panel=CHUNKING,
     ),
 ]
+Headers = Annotated[
+    bool,
+    typer.Option(
+        "--headers",
+        help="Include DOCX headers and footers in the text (each distinct one once).",
+        rich_help_panel=CHUNKING,
+    ),
+]
 Workers = Annotated[
     int,
     typer.Option(
@@ -142,6 +150,7 @@ def extract_settings(
     pdf_backend: config.PdfBackendChoice,
     workers: int,
     ocr: str | None = None,
+    headers: bool = False,
 ) -> config.ExtractSettings:
     """``ocr`` None: the default (``documents.ocr.default_mode``, auto where OCR can run)."""
     from dscall.documents.ocr import ocr_mode
@@ -151,6 +160,7 @@ def extract_settings(
         pdf_backend=pdf_backend,
         ocr=ocr_mode(ocr),
         workers=workers,
+        docx_headers_footers=headers,
     )
 
 

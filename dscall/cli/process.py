@@ -229,6 +229,7 @@ def process(
     tokenizer: options.Tokenizer = "auto",
     pdf_backend: options.PdfBackend = "auto",
     ocr: options.Ocr = None,
+    headers: options.Headers = False,
     extract_timeout: options.ExtractTimeout = config.DEFAULT_EXTRACT_TIMEOUT_S,
     workers: options.Workers = 0,
     mode: chain_options.Mode = "map",
@@ -256,7 +257,7 @@ def process(
         settings = config.ProcessSettings(
             inputs=tuple(paths),
             discovery=options.discovery_settings(include, exclude, hidden),
-            extract=options.extract_settings(extract_timeout, pdf_backend, workers, ocr),
+            extract=options.extract_settings(extract_timeout, pdf_backend, workers, ocr, headers),
             chunk=options.chunk_settings(chunk_tokens, overlap_tokens, tokenizer),
             prompt=config.PromptSettings(
                 model=model,

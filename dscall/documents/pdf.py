@@ -3,19 +3,23 @@
 Backends (``ExtractSettings.pdf_backend``):
 
 - ``auto``: pypdfium2 when it is installed (7-15x faster, and it recovers more from damaged
-  files), else pypdf. A file pypdfium2 cannot open at all is tried again with pypdf, and a page
-  pypdfium2 fails on is read with pypdf, so ``auto`` never does worse than pypdf alone.
+  files), else pypdf. A file pypdfium2 cannot open at all, or refuses for a password (pdfium
+  rejects some AES-256 files with an empty user password that pypdf opens), is tried again
+  with pypdf, and a page pypdfium2 fails on is read with pypdf, so ``auto`` never does worse
+  than pypdf alone. A page whose pdfium text looks letter-split ("N o r t h") is read with
+  pypdf too, and the better reading kept (``letter_split``): the other pages pay nothing.
 - ``pdfium`` / ``pypdf``: that library only (benchmarks, and a way around a bad page).
 
 Errors are caught per page: a page that fails becomes a warning and empty text, and the
 document goes on. Encrypted files are opened with the empty password (an owner password only
 restricts printing or copying); a user password gives ``EncryptedDocument``.
 
-Text: pdfium merges a word hyphenated across a line end and marks the join with U+FFFE; that
-is turned back into ``-\\n`` so both backends return the text as printed (hyphenation is left
-alone). Each page is normalised (``text.normalise``) and stripped, so that joining pages with
-one newline never fakes a paragraph break. A page with no text left is a no-text page (a scan,
-or a blank page).
+Text: filled form fields are part of a page's text (with pdfium beside their labels, with pypdf
+after the page's text), and text outside the visible page box is not (``pdfium_page``,
+``pypdf_page``). Words hyphenated across a line end are joined, compounds keep their hyphen
+(``hyphenation``). Each page is normalised (``text.normalise``) and stripped, so that joining
+pages with one newline never fakes a paragraph break. A page with no text left is a no-text
+page (a scan, or a blank page).
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
 from dscall.config import MAX_PAGE_WARNINGS, PdfBackendChoice
+from dscall.documents.hyphenation import join_hyphenated
+from dscall.documents.letter_split import better_reading, looks_letter_split
+from dscall.documents.pdfium_page import open_forms, visible_text
+from dscall.documents.pypdf_page import pypdf_page_text
 from dscall.documents.text import describe_content, normalise
 from dscall.errors import CorruptDocument, EncryptedDocument, UsageError
 
@@ -75,6 +83,7 @@ def extract_pdf(data: bytes, backend: PdfBackendChoice = "auto") -> PdfText:
     check_backend(backend)
     use_pdfium = backend == "pdfium" or (backend == "auto" and pdfium_available())
     pdfium_reason = None
+    pdfium_refused: EncryptedDocument | None = None
     if use_pdfium:
         try:
             pages, failed, notes = _read_with_pdfium(data, page_fallback=backend == "auto")
@@ -82,11 +91,17 @@ def extract_pdf(data: bytes, backend: PdfBackendChoice = "auto") -> PdfText:
             if backend == "pdfium":
                 raise CorruptDocument(_TRUNCATED if truncated else f"corrupt PDF: {exc}") from exc
             pdfium_reason = str(exc)
+        except EncryptedDocument as exc:
+            if backend == "pdfium":
+                raise
+            pdfium_refused = exc
         else:
             return _finish(pages, failed, notes, truncated)
     try:
         pages, failed, notes = _read_with_pypdf(data)
     except CorruptDocument as exc:
+        if pdfium_refused is not None:  # pypdf's reason is less accurate than the password
+            raise pdfium_refused from exc
         if truncated:
             raise CorruptDocument(_TRUNCATED) from exc
         if pdfium_reason is not None:
@@ -96,7 +111,7 @@ def extract_pdf(data: bytes, backend: PdfBackendChoice = "auto") -> PdfText:
 
 
 def _finish(pages: list[str], failed: set[int], notes: list[str], truncated: bool) -> PdfText:
-    texts = tuple(_clean(page) for page in pages)
+    texts = tuple(_clean(page) for page in join_hyphenated(pages))
     no_text = tuple(i + 1 for i, page in enumerate(texts) if not page and i not in failed)
     if len(notes) > MAX_PAGE_WARNINGS:
         # A damaged file can fail on every one of a million pages: one line says it as well.
@@ -108,8 +123,6 @@ def _finish(pages: list[str], failed: set[int], notes: list[str], truncated: boo
 
 
 def _clean(page: str) -> str:
-    if "\ufffe" in page:
-        page = page.replace("\ufffe", "-\n")
     return normalise(page).strip()
 
 
@@ -132,22 +145,23 @@ def _read_with_pdfium(data: bytes, page_fallback: bool) -> tuple[list[str], set[
     notes: list[str] = []
     fallback: _LazyPypdf | None = _LazyPypdf(data) if page_fallback else None
     try:
+        forms = open_forms(document)
         for index in range(len(document)):
             try:
                 page = document[index]
                 try:
-                    textpage = page.get_textpage()
-                    pages.append(textpage.get_text_range())
-                    textpage.close()
+                    text = visible_text(page, document if forms else None)
                 finally:
                     page.close()
+                if fallback is not None and looks_letter_split(text):
+                    text = better_reading(text, fallback.page_text(index))
+                pages.append(text)
             except Exception as exc:  # per page: the document goes on
-                text = fallback.page_text(index) if fallback is not None else None
-                if text is None:
+                recovered = fallback.page_text(index) if fallback is not None else None
+                if recovered is None:
                     failed.add(index)
                     notes.append(f"page {index + 1}: unreadable ({_pdfium_reason(exc)})")
-                    text = ""
-                pages.append(text)
+                pages.append(recovered or "")
     finally:
         document.close()
     return pages, failed, notes
@@ -176,7 +190,7 @@ class _LazyPypdf:
             with _pypdf_quiet():
                 if self._reader is None:
                     self._reader = _open_pypdf(self._data)
-                return str(self._reader.pages[index].extract_text())
+                return _pypdf_page_text(self._reader, index)
         except Exception:  # any pypdf failure here just means "no fallback"
             self._failed = self._reader is None
             return None
@@ -218,12 +232,16 @@ def _read_with_pypdf(data: bytes) -> tuple[list[str], set[int], list[str]]:
             raise CorruptDocument(f"corrupt PDF: {_reason(exc)}") from exc
         for index in range(count):
             try:
-                pages.append(str(reader.pages[index].extract_text()))
+                pages.append(_pypdf_page_text(reader, index))
             except Exception as exc:  # per page: the document goes on
                 failed.add(index)
                 notes.append(f"page {index + 1}: unreadable ({_reason(exc)})")
                 pages.append("")
     return pages, failed, notes
+
+
+def _pypdf_page_text(reader: PdfReader, index: int) -> str:
+    return pypdf_page_text(reader.pages[index])
 
 
 def _reason(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ import docx
 from docx.oxml import parse_xml
 from reportlab.lib import pdfencrypt  # type: ignore[import-untyped]
 from reportlab.lib.pagesizes import A4  # type: ignore[import-untyped]
+from reportlab.lib.utils import simpleSplit  # type: ignore[import-untyped]
 from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont  # type: ignore[import-untyped]
 from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
@@ -42,18 +43,32 @@ def make_pdf(
         )
     pdf = canvas.Canvas(str(path), pagesize=A4, invariant=1, encrypt=encrypt)
     for page in pages:
+        pdf.setPageSize(A4)
         if page is None:
             pdf.rect(72, 72, 300, 400, fill=1)
         else:
-            y = 780.0
+            # Lines wrap at the margin and a long page grows taller, as a typesetter would
+            # keep text on the page: text outside the visible page box is not extracted.
+            lines = []
             for line in page.split("\n"):
                 font = CJK_FONT if any(ord(c) > 0x2E80 for c in line) else "Helvetica"
+                lines += [(font, piece) for piece in _wrapped(line, font)]
+            height = max(A4[1], 16.0 * len(lines) + 134)
+            pdf.setPageSize((A4[0], height))
+            y = height - 62
+            for font, piece in lines:
                 pdf.setFont(font, 11)
-                pdf.drawString(72, y, line)
+                pdf.drawString(72, y, piece)
                 y -= 16
         pdf.showPage()
     pdf.save()
     return path
+
+
+def _wrapped(line: str, font: str, size: float = 11, width: float = A4[0] - 144) -> list[str]:
+    if pdfmetrics.stringWidth(line, font, size) <= width:
+        return [line]
+    return list(simpleSplit(line, font, size, width)) or [line]
 
 
 def raw_pdf(objects: Sequence[bytes]) -> bytes:
