@@ -35,6 +35,22 @@ def open_forms(document: _Pdfium) -> bool:
     return document.formenv is not None
 
 
+def has_widgets(page: _Pdfium) -> bool:
+    """Whether ``page`` has form-field widgets (one C call for a page without annotations)."""
+    import pypdfium2.raw as pdfium_c
+
+    for index in range(pdfium_c.FPDFPage_GetAnnotCount(page.raw)):
+        annotation = pdfium_c.FPDFPage_GetAnnot(page.raw, index)
+        if not annotation:
+            continue
+        try:
+            if pdfium_c.FPDFAnnot_GetSubtype(annotation) == pdfium_c.FPDF_ANNOT_WIDGET:
+                return True
+        finally:
+            pdfium_c.FPDFPage_CloseAnnot(annotation)
+    return False
+
+
 def visible_text(page: _Pdfium, form_document: _Pdfium | None = None) -> str:
     """The text inside the page's visible box, with the values of its filled form fields
     when ``form_document`` (the page's document, its forms opened) is given. pdfium's hyphen

@@ -149,3 +149,20 @@ def test_a_box_inherited_from_the_page_tree_is_the_visible_box(backend: str) -> 
     text = "\n".join(extract_pdf(_inherited_landscape_pdf(), backend).pages)
     assert "Left column words" in text
     assert "Right column words" in text
+
+
+def test_field_values_of_a_page_cut_out_of_its_form_are_read() -> None:
+    # Widgets with their values but no /AcroForm in the catalog (a page cut out of a larger
+    # form: SF424_page2.pdf in bench-docs): pdfium opens no form, the values come from pypdf.
+    import io
+
+    import pypdf
+    from pypdf.generic import NameObject
+
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(FIXTURES / "form_filled.pdf"))
+    del writer._root_object[NameObject("/AcroForm")]
+    out = io.BytesIO()
+    writer.write(out)
+    first, _ = extract_pdf(out.getvalue(), "auto").pages
+    for value in ("Ada Lovelace", "Analytical Engines Ltd", "Northern"):
+        assert value in first
