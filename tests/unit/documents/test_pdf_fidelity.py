@@ -166,3 +166,31 @@ def test_field_values_of_a_page_cut_out_of_its_form_are_read() -> None:
     first, _ = extract_pdf(out.getvalue(), "auto").pages
     for value in ("Ada Lovelace", "Analytical Engines Ltd", "Northern"):
         assert value in first
+
+
+def _list_box_pdf() -> bytes:
+    import io
+
+    from reportlab.pdfgen import canvas
+
+    drawn = io.BytesIO()
+    sheet = canvas.Canvas(drawn)
+    sheet.drawString(72, 720, "Colours:")
+    sheet.acroForm.listbox(
+        name="colours", value="Teal", options=["Amber", "Teal", "Violet"], x=150, y=660,
+        width=120, height=70,
+    )  # fmt: skip
+    sheet.drawString(72, 620, "Size:")
+    sheet.acroForm.choice(
+        name="size", value="Large", options=["Small", "Large"], x=150, y=612, width=120
+    )
+    sheet.save()
+    return drawn.getvalue()
+
+
+def test_a_list_box_shows_its_options_a_drop_down_its_value(backend: str) -> None:
+    (text,) = extract_pdf(_list_box_pdf(), backend).pages  # type: ignore[arg-type]
+    for option in ("Amber", "Teal", "Violet"):  # a list box shows every option
+        assert option in text
+    assert "Large" in text
+    assert "Small" not in text  # a closed drop-down shows only its value
