@@ -29,6 +29,7 @@ from dscall.documents.docx_numbering import ListNumbering
 from dscall.documents.docx_symbols import symbol_text
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_MATH_T = "{http://schemas.openxmlformats.org/officeDocument/2006/math}t"
 _MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 _P, _TBL, _TR, _TC, _SDT = f"{_W}p", f"{_W}tbl", f"{_W}tr", f"{_W}tc", f"{_W}sdt"
 _T, _TAB, _BR, _CR, _SYM = f"{_W}t", f"{_W}tab", f"{_W}br", f"{_W}cr", f"{_W}sym"
@@ -89,7 +90,7 @@ class BlockReader:
     def _collect(self, element: _Element, parts: list[str]) -> None:
         for child in element:
             tag = child.tag
-            if tag == _T:
+            if tag in (_T, _MATH_T):  # Office Math runs hold their text in m:t
                 parts.append(child.text or "")
             elif tag == _TAB:
                 parts.append("\t")

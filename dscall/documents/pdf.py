@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING
 from dscall.config import MAX_PAGE_WARNINGS, PdfBackendChoice
 from dscall.documents.hyphenation import join_hyphenated
 from dscall.documents.letter_split import better_reading, looks_letter_split
-from dscall.documents.pdfium_page import open_forms, visible_text
+from dscall.documents.pdf_fields import field_values as pdf_field_values
+from dscall.documents.pdfium_page import has_widgets, open_forms, visible_text
 from dscall.documents.pypdf_page import pypdf_page_text
 from dscall.documents.text import describe_content, normalise
 from dscall.errors import CorruptDocument, EncryptedDocument, UsageError
@@ -151,8 +152,11 @@ def _read_with_pdfium(data: bytes, page_fallback: bool) -> tuple[list[str], set[
                 page = document[index]
                 try:
                     text = visible_text(page, document if forms else None)
+                    orphans = not forms and fallback is not None and has_widgets(page)
                 finally:
                     page.close()
+                if orphans and fallback is not None:  # fields with no AcroForm for pdfium
+                    text = "\n".join([text, *fallback.field_values(index)])
                 if fallback is not None and looks_letter_split(text):
                     text = better_reading(text, fallback.page_text(index))
                 pages.append(text)
@@ -182,6 +186,20 @@ class _LazyPypdf:
         self._data = data
         self._reader: PdfReader | None = None
         self._failed = False
+
+    def field_values(self, index: int) -> list[str]:
+        """Page ``index``'s filled field values, read by pypdf (widgets whose document has no
+        /AcroForm, so pdfium opens no form for them: a page cut out of a larger form)."""
+        if self._failed:
+            return []
+        try:
+            with _pypdf_quiet():
+                if self._reader is None:
+                    self._reader = _open_pypdf(self._data)
+                return pdf_field_values(self._reader.pages[index])
+        except Exception:  # any pypdf failure here just means "no values"
+            self._failed = self._reader is None
+            return []
 
     def page_text(self, index: int) -> str | None:
         if self._failed:

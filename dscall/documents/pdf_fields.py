@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 _TEXT_FIELD_TYPES = ("/Tx", "/Ch")
+_COMBO = 1 << 17  # a choice field's Combo flag (/Ff bit 18): a drop-down shows its value only
 # Annotation flags Hidden and NoView: a widget no viewer shows.
 _NOT_SHOWN = 0x02 | 0x20
 # A field hierarchy is a tree; a cycle in a damaged file must not loop.
@@ -31,8 +32,16 @@ def field_values(page: Any) -> list[str]:
             continue
         if int(widget.get("/F", 0)) & _NOT_SHOWN:
             continue
+        kind = _inherited(widget, "/FT")
+        options = _inherited(widget, "/Opt")
+        flags = _inherited(widget, "/Ff")
+        if kind == "/Ch" and options is not None and not int(flags or 0) & _COMBO:
+            text = _options(options)  # a list box shows all its options
+            if text:
+                values.append(text)
+            continue
         value = _inherited(widget, "/V")
-        if _inherited(widget, "/FT") not in _TEXT_FIELD_TYPES or value is None:
+        if kind not in _TEXT_FIELD_TYPES or value is None:
             continue
         text = _as_text(value)
         if text:
@@ -55,3 +64,16 @@ def _as_text(value: Any) -> str:
     if isinstance(value, list):  # a multiple-choice list field
         return ", ".join(_as_text(item.get_object()) for item in value)
     return str(value).strip()
+
+
+def _options(options: Any) -> str:
+    """A list box's /Opt: display strings, or [export, display] pairs."""
+    labels = []
+    for item in options:
+        item = item.get_object() if hasattr(item, "get_object") else item
+        if isinstance(item, list) and item:
+            item = item[-1].get_object() if hasattr(item[-1], "get_object") else item[-1]
+        label = str(item).strip()
+        if label:
+            labels.append(label)
+    return ", ".join(labels)

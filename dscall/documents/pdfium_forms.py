@@ -65,7 +65,10 @@ def field_values(document: _Pdfium, page: _Pdfium) -> list[tuple[str, _Box]]:
                 continue
             if pdfium_c.FPDFAnnot_GetFormFieldType(form.raw, annotation) not in wanted:
                 continue
-            value = _field_value(pdfium_c, form, annotation).strip()
+            if pdfium_c.FPDFAnnot_GetFormFieldType(form.raw, annotation) == wanted[2]:
+                value = _list_options(pdfium_c, form, annotation)  # a list box shows them all
+            else:
+                value = _field_value(pdfium_c, form, annotation).strip()
             rect = pdfium_c.FS_RECTF()
             if value and pdfium_c.FPDFAnnot_GetRect(annotation, rect):
                 box = _Box(
@@ -78,6 +81,20 @@ def field_values(document: _Pdfium, page: _Pdfium) -> list[tuple[str, _Box]]:
         finally:
             pdfium_c.FPDFPage_CloseAnnot(annotation)
     return values
+
+
+def _list_options(pdfium_c: Any, form: _Pdfium, annotation: Any) -> str:
+    """A list box's options, as it shows them (the chosen ones among them)."""
+    labels = []
+    for index in range(max(0, pdfium_c.FPDFAnnot_GetOptionCount(form.raw, annotation))):
+        size = pdfium_c.FPDFAnnot_GetOptionLabel(form.raw, annotation, index, None, 0)
+        if size <= 2:
+            continue
+        buffer = ctypes.create_string_buffer(size)
+        pointer = ctypes.cast(buffer, ctypes.POINTER(pdfium_c.FPDF_WCHAR))
+        pdfium_c.FPDFAnnot_GetOptionLabel(form.raw, annotation, index, pointer, size)
+        labels.append(buffer.raw[: size - 2].decode("utf-16-le", errors="replace").strip())
+    return ", ".join(label for label in labels if label)
 
 
 def _field_value(pdfium_c: Any, form: _Pdfium, annotation: Any) -> str:

@@ -35,6 +35,22 @@ def open_forms(document: _Pdfium) -> bool:
     return document.formenv is not None
 
 
+def has_widgets(page: _Pdfium) -> bool:
+    """Whether ``page`` has form-field widgets (one C call for a page without annotations)."""
+    import pypdfium2.raw as pdfium_c
+
+    for index in range(pdfium_c.FPDFPage_GetAnnotCount(page.raw)):
+        annotation = pdfium_c.FPDFPage_GetAnnot(page.raw, index)
+        if not annotation:
+            continue
+        try:
+            if pdfium_c.FPDFAnnot_GetSubtype(annotation) == pdfium_c.FPDF_ANNOT_WIDGET:
+                return True
+        finally:
+            pdfium_c.FPDFPage_CloseAnnot(annotation)
+    return False
+
+
 def visible_text(page: _Pdfium, form_document: _Pdfium | None = None) -> str:
     """The text inside the page's visible box, with the values of its filled form fields
     when ``form_document`` (the page's document, its forms opened) is given. pdfium's hyphen
@@ -55,13 +71,11 @@ def visible_text(page: _Pdfium, form_document: _Pdfium | None = None) -> str:
 
 
 def _visible_box(page: _Pdfium) -> tuple[float, float, float, float]:
-    crop = _ordered(page.get_cropbox())
-    media = _ordered(page.get_mediabox())
-    left, bottom = max(crop[0], media[0]), max(crop[1], media[1])
-    right, top = min(crop[2], media[2]), min(crop[3], media[3])
-    if left >= right or bottom >= top:  # a crop box that misses the media box: ignore it
-        return media
-    return left, bottom, right, top
+    """The crop box clipped to the media box, as pdfium's ``FPDF_GetPageBoundingBox`` works
+    it out: with boxes inherited from the page tree, which ``get_cropbox``/``get_mediabox``
+    miss (they read the page's own dictionary and fall back to US Letter, which cut the right
+    third of a landscape page)."""
+    return _ordered(page.get_bbox())
 
 
 def _ordered(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:

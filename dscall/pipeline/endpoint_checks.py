@@ -83,3 +83,19 @@ def endpoint_prices(
         elif spec.model is not None and spec.model != run_model:
             special[spec.name] = (prices, spec.model)
     return special
+
+
+def dearest_prices(planned: RunEndpoints, prices: PriceTable, run_model: str) -> PriceTable:
+    """The price table ``--budget-usd`` reserves with: the run's, where an endpoint's own
+    prices are dearer than its price for the run's model, those (a reservation must cover
+    whichever endpoint a call ends up on)."""
+    own = [spec.prices for spec in planned.endpoints if spec.prices is not None]
+    if not planned.several or not own:
+        return prices
+    base = prices.models.get(run_model)
+    rates = [(base.input_cache_hit, base.input_cache_miss, base.output)] if base else []
+    hit, miss, output = (max(column) for column in zip(*(rates + own), strict=True))
+    models = dict(prices.models)
+    factor = base.off_peak_factor if base is not None else None
+    models[run_model] = ModelPrice(hit, miss, output, factor)
+    return PriceTable(models, prices.peak_hours, prices.checked, prices.source)

@@ -39,6 +39,7 @@ from dscall.output.safety import OutputPath, check_outputs
 from dscall.pipeline.budget import Budget
 from dscall.pipeline.call_path import build_engine, open_call_path
 from dscall.pipeline.control import RunControl, signals_stop
+from dscall.pipeline.endpoint_checks import dearest_prices
 from dscall.pipeline.plan_outputs import open_plan, run_requests
 from dscall.pricing import load_prices
 from dscall.stats import RunStats, StepFigures
@@ -121,7 +122,9 @@ async def _run(
     budget = (
         Budget(
             settings.budget_usd,
-            prices,
+            dearest_prices(
+                plan_endpoints(settings.call, settings.mock), prices, settings.prompt.model
+            ),
             settings.prompt.model,
             lookahead_s=settings.call.attempt_timeout_s,
         )

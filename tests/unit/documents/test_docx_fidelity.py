@@ -115,3 +115,23 @@ def test_broken_notes_part_names_the_part(tmp_path: Path) -> None:
     rewrite_zip(path, {"word/footnotes.xml": b"<w:footnotes><w:footnote>"})
     with pytest.raises(CorruptDocument, match=r"^broken XML in the DOCX: word/footnotes\.xml: "):
         extract_docx(path.read_bytes())
+
+
+def test_office_math_text_is_read() -> None:
+    import io
+
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    paragraph = document.add_paragraph("The area is ")
+    math = (
+        '<m:oMath xmlns:m="http://schemas.openxmlformats.org/officeDocument/2006/math">'
+        "<m:r><m:t>πr</m:t></m:r><m:sSup><m:e><m:r><m:t>x</m:t></m:r></m:e>"
+        "<m:sup><m:r><m:t>2</m:t></m:r></m:sup></m:sSup></m:oMath>"
+    )
+    paragraph._p.append(parse_xml(math))
+    paragraph.add_run(" square units.")
+    out = io.BytesIO()
+    document.save(out)
+    assert extract_docx(out.getvalue()) == "The area is πrx2 square units."

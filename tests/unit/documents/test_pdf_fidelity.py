@@ -115,3 +115,82 @@ def test_ordinary_pages_are_not_replaced() -> None:
     # Fixtures whose pdfium text is fine keep pdfium's reading in auto (no pypdf involved).
     for name in ("plain.pdf", "outside_crop_box.pdf", "hyphenation.pdf"):
         assert _pages(name, "auto") == _pages(name, "pdfium")
+
+
+def _inherited_landscape_pdf() -> bytes:
+    """A landscape page whose MediaBox is inherited from the page tree (as TeX and other
+    producers write it), with text past x = 612, where US Letter would end."""
+    import io
+
+    import pypdf
+    from pypdf.generic import NameObject
+    from reportlab.pdfgen import canvas
+
+    drawn = io.BytesIO()
+    sheet = canvas.Canvas(drawn, pagesize=(841.89, 595.28))
+    sheet.drawString(72, 500, "Left column words")
+    sheet.drawString(700, 500, "Right column words")
+    sheet.save()
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(drawn.getvalue())))
+    page = writer.pages[0]
+    box = page[NameObject("/MediaBox")]
+    del page[NameObject("/MediaBox")]
+    if NameObject("/CropBox") in page:
+        del page[NameObject("/CropBox")]
+    writer._root_object["/Pages"][NameObject("/MediaBox")] = box
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_box_inherited_from_the_page_tree_is_the_visible_box(backend: str) -> None:
+    # pdfium's per-page box getters read only the page's own dictionary and fall back to US
+    # Letter: the right third of a landscape page was cut (ja/platexsheet.pdf, bench-docs).
+    text = "\n".join(extract_pdf(_inherited_landscape_pdf(), backend).pages)
+    assert "Left column words" in text
+    assert "Right column words" in text
+
+
+def test_field_values_of_a_page_cut_out_of_its_form_are_read() -> None:
+    # Widgets with their values but no /AcroForm in the catalog (a page cut out of a larger
+    # form: SF424_page2.pdf in bench-docs): pdfium opens no form, the values come from pypdf.
+    import io
+
+    import pypdf
+    from pypdf.generic import NameObject
+
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(FIXTURES / "form_filled.pdf"))
+    del writer._root_object[NameObject("/AcroForm")]
+    out = io.BytesIO()
+    writer.write(out)
+    first, _ = extract_pdf(out.getvalue(), "auto").pages
+    for value in ("Ada Lovelace", "Analytical Engines Ltd", "Northern"):
+        assert value in first
+
+
+def _list_box_pdf() -> bytes:
+    import io
+
+    from reportlab.pdfgen import canvas
+
+    drawn = io.BytesIO()
+    sheet = canvas.Canvas(drawn)
+    sheet.drawString(72, 720, "Colours:")
+    sheet.acroForm.listbox(
+        name="colours", value="Teal", options=["Amber", "Teal", "Violet"], x=150, y=660,
+        width=120, height=70,
+    )  # fmt: skip
+    sheet.drawString(72, 620, "Size:")
+    sheet.acroForm.choice(
+        name="size", value="Large", options=["Small", "Large"], x=150, y=612, width=120
+    )
+    sheet.save()
+    return drawn.getvalue()
+
+
+def test_a_list_box_shows_its_options_a_drop_down_its_value(backend: str) -> None:
+    (text,) = extract_pdf(_list_box_pdf(), backend).pages  # type: ignore[arg-type]
+    for option in ("Amber", "Teal", "Violet"):  # a list box shows every option
+        assert option in text
+    assert "Large" in text
+    assert "Small" not in text  # a closed drop-down shows only its value
