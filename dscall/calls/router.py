@@ -118,6 +118,7 @@ class Router:
             if not queued:
                 endpoint = self._pick(avoid)
                 if endpoint is not None:
+                    spare = self._spare  # read now: other picks may run while rates wait
                     limits = endpoint.limits
                     try:
                         await limits.acquire_rates(reserved)  # gives the slot back on failure
@@ -130,7 +131,7 @@ class Router:
                         self.released()
                         raise reason
                     if endpoint.breaker.may_send():
-                        if self._waiters and self._spare:
+                        if self._waiters and spare:
                             # More than the one slot is free (a limit grew, a breaker closed):
                             # the next waiter too, or the calls on the wire would never
                             # follow a growing limit up.
