@@ -92,7 +92,11 @@ class TracedPlan:
 
     def close(self) -> None:
         self._plan.close()
-        for doc in list(self._open):  # the run stopped with these still under way
+        self.end_open()
+
+    def end_open(self) -> None:
+        """End the spans of documents still under way (the run stopped before them)."""
+        for doc in list(self._open):
             self._open.discard(doc)
             doc.end(stopped=True)
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from dscall.calls.caller import CallOutcome
     from dscall.calls.endpoints import Endpoint
     from dscall.plans.base import Job, Plan
+    from dscall.traces.plan import TracedPlan
     from dscall.types import CallRequest, ExtractOutcome, Usage
 
 # Attribute names: the OpenTelemetry GenAI and HTTP conventions where they have one.
@@ -60,6 +61,7 @@ class RunTraces:
             attributes={"dscall.run_id": run_id, "dscall.version": __version__, MODEL: model},
         )
         self.run_context: Context = trace.set_span_in_context(self.run_span)
+        self._plans: list[TracedPlan] = []
 
     async def __aenter__(self) -> RunTraces:
         return self
@@ -70,6 +72,8 @@ class RunTraces:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        for plan in self._plans:  # nobody closes a wrapper: the outputs close the plan they opened
+            plan.end_open()
         span = self.run_span
         if exc is not None:
             fail(span, type(exc).__name__, str(exc))
@@ -105,7 +109,9 @@ class RunTraces:
     def plan(self, plan: Plan) -> Plan:
         from dscall.traces.plan import TracedPlan
 
-        return TracedPlan(plan, self)
+        traced = TracedPlan(plan, self)
+        self._plans.append(traced)
+        return traced
 
     # -- documents -------------------------------------------------------------------
 
@@ -162,6 +168,7 @@ class RunTraces:
             try:
                 outcome = await call
             except BaseException as exc:  # the run stops, or it was cancelled
+                span.set_attributes({"dscall.status": "error", "dscall.stopped": True})
                 fail(span, type(exc).__name__, str(exc) or type(exc).__name__)
                 raise
             settle_call(span, outcome)

@@ -81,7 +81,10 @@ def assert_tree(kinds: dict[str, list[ReadableSpan]], documents: int) -> dict[in
         made[parent] = made.get(parent, 0) + 1
     for key, call in calls.items():
         assert call.attributes is not None
-        assert made.get(key, 0) == call.attributes["dscall.attempts"]
+        if call.attributes.get("dscall.stopped"):  # the run stopped before it had an outcome
+            assert call.status.status_code is StatusCode.ERROR
+        else:
+            assert made.get(key, 0) == call.attributes["dscall.attempts"]
     return docs
 
 
@@ -232,3 +235,40 @@ def test_a_document_that_cannot_be_read_is_an_error_span_without_calls(
     assert run.attributes is not None
     assert run.attributes["dscall.exit_code"] == 1
     assert run.status.status_code is StatusCode.ERROR
+
+
+def test_a_run_stopped_part_way_ends_every_span_it_started(
+    sim: SimulatorThread, workspace: Workspace, spans: InMemorySpanExporter
+) -> None:
+    write_corpus(workspace.corpus, docs=20)
+    sim.config.balance_tokens = 3000
+    args = workspace.args(sim, "--concurrency", "2", "--max-concurrency", "2", "--quiet")
+    result = invoke(args)
+    assert result.exit_code == 3
+    finished = spans.get_finished_spans()
+    kinds = by_kind(finished)
+    (run,) = kinds["run"]
+    assert run.attributes is not None
+    assert run.attributes["dscall.exit_code"] == 3
+    assert "balance" in str(run.attributes["dscall.stop_reason"])
+    assert run.status.status_code is StatusCode.ERROR
+    # Every document span that was started is ended (and exported), under the run.
+    docs = assert_tree(kinds, documents=len(kinds["document"]))
+    assert 0 < len(docs) <= 20
+    stopped = [d for d in docs.values() if d.attributes and d.attributes.get("dscall.doc.stopped")]
+    assert stopped
+    refused = [
+        a
+        for a in kinds["attempt"]
+        if a.attributes and a.attributes.get("http.response.status_code") == 402
+    ]
+    assert refused
+    assert all(a.status.status_code is StatusCode.ERROR for a in refused)
+    # The spans of the calls the 402 stopped say why.
+    failed_calls = [c for c in kinds["call"] if c.status.status_code is StatusCode.ERROR]
+    assert failed_calls
+    for call in failed_calls:
+        assert call.attributes is not None
+        assert call.attributes["error.type"] == "InsufficientBalance"
+        assert call.attributes["dscall.stopped"] is True
+    assert_no_key(finished)
