@@ -146,6 +146,13 @@ def test_spans_of_a_run_with_retries_then_its_cached_rerun(
         assert attrs["dscall.step"] == "map"
         assert attrs["dscall.endpoint"] == row["endpoint"]
 
+    # Chunks with the same text as another one in flight are single-flight followers: call
+    # spans with cached=true and no attempt under them (this corpus repeats a few chunks).
+    followers = [c for c in kinds["call"] if c.attributes and c.attributes["dscall.cached"]]
+    assert followers
+    under = {parent_id(a) for a in kinds["attempt"]}
+    assert all(span_id(c) not in under for c in followers)
+
     # Retries are several attempts: the failed ones say 503 with an ERROR status.
     failed = [a for a in kinds["attempt"] if a.status.status_code is StatusCode.ERROR]
     assert failed
