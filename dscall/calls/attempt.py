@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dscall.calls.endpoints import Endpoint
 from dscall.calls.failover import ENDPOINT_ERRORS, after_error, disable_reason
@@ -34,6 +34,9 @@ from dscall.errors import (
 from dscall.output.audit import AuditLog
 from dscall.stats import RunStats
 from dscall.types import CallRequest, CallResponse
+
+if TYPE_CHECKING:
+    from dscall.traces.spans import RunTraces
 
 # Statuses that mean "slow down" to the adaptive limit rather than "the endpoint is broken".
 _THROTTLE_STATUSES = frozenset({429, 503})
@@ -72,8 +75,10 @@ class AttemptSender:
         audit: AuditLog | None,
         stop_requested: StopCheck,
         gate: Gate | None = None,
+        traces: RunTraces | None = None,
     ) -> None:
         self.router = router
+        self._traces = traces  # None: tracing is off (dscall.traces)
         self._stats = stats
         self._audit = audit
         self._stop_requested = stop_requested
@@ -185,6 +190,10 @@ class AttemptSender:
             if status is not None:
                 stats.status_counts[status] = stats.status_counts.get(status, 0) + 1
             usage = response.usage if response is not None else None
+            if self._traces is not None:
+                self._traces.attempt(
+                    request, endpoint, attempt, status, error_type, usage, latency_ms
+                )
             # Give back the --tpm reservation: the real usage, or nothing for a failed attempt.
             limits.settle(reserved, usage.prompt_tokens + usage.completion_tokens if usage else 0)
             if self._audit is not None:

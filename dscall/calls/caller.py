@@ -36,6 +36,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dscall.calls.attempt import AttemptSender, Gate, Trail
 from dscall.calls.attempt import RequestContext as RequestContext  # re-exported: plans use it
@@ -46,6 +47,9 @@ from dscall.errors import CallError, Interrupted, Rerouted, RunStopped, one_line
 from dscall.output.audit import AuditLog
 from dscall.stats import RunStats
 from dscall.types import CallRequest, CallResponse
+
+if TYPE_CHECKING:
+    from dscall.traces.spans import RunTraces
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +88,14 @@ class ChunkCaller:
         stop_requested: Callable[[], RunStopped | None] = lambda: None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         gate: Gate | None = None,
+        traces: RunTraces | None = None,
     ) -> None:
         self.router = router
         self._stats = stats
         self._cache = cache
         self._read_cache = cache is not None and not refresh
         self._stop_requested = stop_requested
-        self._sender = AttemptSender(router, stats, audit, stop_requested, gate)
+        self._sender = AttemptSender(router, stats, audit, stop_requested, gate, traces)
         # ``sleep`` waits between attempts (tests pass one that returns at once).
         self._retrying = build_retrying(max_retries, sleep=sleep, before_sleep=self._count_retry)
         self._in_flight: dict[str, asyncio.Future[CallOutcome]] = {}

@@ -53,6 +53,7 @@ class Router:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._reasons: dict[str, str] = {}
+        self._spare = False  # the last pick left another slot free
 
     @property
     def first(self) -> Endpoint:
@@ -117,6 +118,7 @@ class Router:
             if not queued:
                 endpoint = self._pick(avoid)
                 if endpoint is not None:
+                    spare = self._spare  # read now: other picks may run while rates wait
                     limits = endpoint.limits
                     try:
                         await limits.acquire_rates(reserved)  # gives the slot back on failure
@@ -129,6 +131,11 @@ class Router:
                         self.released()
                         raise reason
                     if endpoint.breaker.may_send():
+                        if self._waiters and spare:
+                            # More than the one slot is free (a limit grew, a breaker closed):
+                            # the next waiter too, or the calls on the wire would never
+                            # follow a growing limit up.
+                            self.released()
                         return endpoint
                     limits.cancel(reserved)  # its breaker opened while we waited for a rate
                     self.released()
@@ -150,6 +157,7 @@ class Router:
             chosen: Endpoint | None = None
             avoided: Endpoint | None = None
             total = 0.0
+            free = 0
             for endpoint in tier:
                 if endpoint.disabled is not None:
                     continue
@@ -161,6 +169,7 @@ class Router:
                 if concurrency.in_flight >= concurrency.limit:
                     concurrency.try_acquire()  # refused: tells it the limit held a call back
                     continue
+                free += 1
                 if endpoint is avoid:
                     avoided = endpoint
                     continue
@@ -178,6 +187,8 @@ class Router:
                 return None
             if not chosen.breaker.try_probe() or not chosen.limits.try_slot():
                 return None
+            concurrency = chosen.limits.concurrency
+            self._spare = free > 1 or concurrency.in_flight < concurrency.limit
             return chosen
         return None
 

@@ -137,6 +137,9 @@ def _open(data: bytes) -> Any:
         raise CorruptDocument(f"broken XML in the DOCX: {_broken_part(data) or exc}") from exc
     except KeyError as exc:  # "There is no item named 'word/document.xml' in the archive"
         missing = str(exc).split("named", 1)[-1].split("in the archive")[0].strip(" '\"")
+        repaired = None if missing == "word/document.xml" else _repaired(data)
+        if repaired is not None:
+            return repaired
         raise CorruptDocument(f"a ZIP archive but not a complete DOCX: no {missing}") from exc
     except ValueError as exc:  # "file '...' is not a Word file, content type is '...'"
         if "content type is" not in str(exc):  # e.g. zipfile's "negative seek value"
@@ -146,6 +149,19 @@ def _open(data: bytes) -> Any:
         raise CorruptDocument(f"damaged DOCX: a compressed part is corrupt ({exc})") from exc
     except Exception as exc:  # python-docx/lxml/zipfile have more failure types than listed
         raise CorruptDocument(f"unreadable DOCX ({type(exc).__name__}: {exc})") from exc
+
+
+def _repaired(data: bytes) -> Any:
+    """The document opened without its relationships to missing parts, or None."""
+    import docx
+
+    from dscall.documents.docx_repair import without_dangling_relationships
+
+    try:
+        fixed = without_dangling_relationships(data)
+        return None if fixed is None else docx.Document(io.BytesIO(fixed))
+    except Exception:  # still broken: the original error is the one to report
+        return None
 
 
 def _not_word(message: str) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from dscall.calls.backend import Backend, EndpointInfo
 from dscall.calls.breaker import CircuitBreaker
@@ -32,6 +33,9 @@ from dscall.pipeline.ledger import Ledger
 from dscall.plans.base import Plan
 from dscall.pricing import PriceTable
 from dscall.stats import RunStats
+
+if TYPE_CHECKING:
+    from dscall.traces.spans import RunTraces
 
 Notify = Callable[[str], None]
 
@@ -125,6 +129,7 @@ def build_engine(
     prices: PriceTable,
     budget: Budget | None,
     notify: Notify,
+    traces: RunTraces | None = None,
 ) -> Engine:
     """The engine of ``plan`` over the endpoints (limits, a circuit breaker and a transport
     each) and the caller of ``path``."""
@@ -182,9 +187,10 @@ def build_engine(
         audit=path.audit,
         stop_requested=stop_requested,
         gate=gate,
+        traces=traces,
     )
     ledger = Ledger(prices, stats, budget, endpoint_prices(planned, prices, settings.prompt.model))
-    engine = Engine(caller, plan, ledger, budget, path.balance, notify)
+    engine = Engine(caller, plan, ledger, budget, path.balance, notify, traces)
     return engine
 
 

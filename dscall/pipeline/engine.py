@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dscall.calls.caller import CallOutcome, ChunkCaller, internal_error_outcome
 from dscall.errors import BudgetExhausted, RunStopped
@@ -31,6 +31,9 @@ from dscall.pipeline.budget import BalanceWatch, Budget
 from dscall.pipeline.ledger import Ledger
 from dscall.plans.base import NO_JOBS, Job, Plan
 from dscall.types import ExtractOutcome
+
+if TYPE_CHECKING:
+    from dscall.traces.spans import RunTraces
 
 
 class Engine:
@@ -42,9 +45,11 @@ class Engine:
         budget: Budget | None = None,
         balance: BalanceWatch | None = None,
         notify: Callable[[str], None] = lambda message: None,
+        traces: RunTraces | None = None,
     ) -> None:
         self._caller = caller
-        self._plan = plan
+        self._traces = traces
+        self._plan = plan if traces is None else traces.plan(plan)
         self._ledger = ledger
         self._budget = budget
         self._balance = balance
@@ -131,6 +136,8 @@ class Engine:
         request = job.request
         cached = caller.cached(request)
         if cached is not None:
+            if self._traces is not None:
+                self._traces.reused(job, cached)
             return self._settle(job, cached)
         leader = caller.in_flight(request)
         if leader is not None:
@@ -157,7 +164,8 @@ class Engine:
 
     async def _call(self, job: Job, reserved: float, leader: asyncio.Future[CallOutcome]) -> None:
         try:
-            outcome = await self._caller.call(job.request, job.context, leader)
+            call = self._caller.call(job.request, job.context, leader)
+            outcome = await (call if self._traces is None else self._traces.call(job, call))
         except RunStopped as exc:
             job.dropped()
             self.request_stop(exc)
@@ -174,7 +182,8 @@ class Engine:
 
     async def _follow(self, job: Job, leader: asyncio.Future[CallOutcome]) -> None:
         try:
-            outcome = await self._caller.follow(leader)
+            wait = self._caller.follow(leader)
+            outcome = await (wait if self._traces is None else self._traces.call(job, wait))
         except (RunStopped, asyncio.CancelledError):
             job.dropped()
             return

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dscall import __version__
 from dscall.calls.endpoint_plan import plan_endpoints
@@ -43,6 +43,10 @@ from dscall.pipeline.endpoint_checks import dearest_prices
 from dscall.pipeline.plan_outputs import open_plan, run_requests
 from dscall.pricing import load_prices
 from dscall.stats import RunStats, StepFigures
+from dscall.traces import open_traces
+
+if TYPE_CHECKING:
+    from dscall.traces.spans import RunTraces
 
 Notify = Callable[[str], None]
 
@@ -114,6 +118,23 @@ async def _run(
     settings: ProcessSettings, api_key: str | None, stats: RunStats, notify: Notify
 ) -> RunResult:
     run_id = new_run_id()
+    traces = open_traces(run_id, settings.prompt.model, stats, notify)  # None: OTEL_* unset
+    if traces is None:
+        return await _run_with(settings, api_key, stats, notify, run_id, None)
+    async with traces:  # the run span, ended (and its spans flushed) after the outputs
+        result = await _run_with(settings, api_key, stats, notify, run_id, traces)
+        traces.ended(result.exit_code, result.stop_reason)
+        return result
+
+
+async def _run_with(
+    settings: ProcessSettings,
+    api_key: str | None,
+    stats: RunStats,
+    notify: Notify,
+    run_id: str,
+    traces: RunTraces | None,
+) -> RunResult:
     from dscall.fdlimit import fit_to_fd_limit
 
     settings = fit_to_fd_limit(settings, notify)  # before any socket, file or worker is opened
@@ -166,7 +187,7 @@ async def _run(
             requests, settings, run_id, metadata, control, stats, notify, stack, budget
         )
         writers = opened.writers
-        engine = build_engine(path, settings, stats, opened.plan, prices, budget, notify)
+        engine = build_engine(path, settings, stats, opened.plan, prices, budget, notify, traces)
         control.engine = engine
         # Installed until the outputs are published: an interrupt during the final write
         # must not abandon what finished (it is only acknowledged).

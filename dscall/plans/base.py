@@ -28,6 +28,7 @@ class Job:
     context: RequestContext
     done: Callable[[CallOutcome, Cost], Iterable[Job]]
     dropped: Callable[[], None]
+    trace: object | None = None  # with traces on: its document's span context (dscall.traces)
 
 
 NO_JOBS: tuple[Job, ...] = ()

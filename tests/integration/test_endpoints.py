@@ -75,7 +75,9 @@ def test_weights_split_traffic_by_ratio(
             EndpointSettings("a", a.base_url, weight=3.0),
             EndpointSettings("b", b.base_url, weight=1.0),
         ],
-        concurrency=8,
+        # Started at the cap: 24 and 8 in flight. (While adaptive limits grow from a lower
+        # --concurrency, the split follows each endpoint's limit of the moment.)
+        concurrency=32,
         max_concurrency=32,
     )
     result, stats, _ = run(settings)
@@ -430,3 +432,19 @@ def test_off_peak_wait_from_the_command_line(tmp_path: Path, workspace: Any) -> 
         assert result.exit_code == 2
         assert "--off-peak wait needs peak hours" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_calls_in_flight_follow_the_growing_limits(tmp_path: Path) -> None:
+    config = SimulatorConfig(latency_ms=30)
+    with SimulatorThread(config) as a, SimulatorThread(config) as b:
+        settings = settings_for(
+            tmp_path,
+            [EndpointSettings("a", a.base_url), EndpointSettings("b", b.base_url)],
+            concurrency=4,  # 2 each at the start
+            max_concurrency=64,
+        )
+        result, stats, _ = run(settings)
+        assert result.exit_code == EXIT_OK
+        most = a.stats()["max_in_flight"] + b.stats()["max_in_flight"]
+        assert most > 8, most  # the limits grew, and the calls on the wire with them
+        assert stats.concurrency_max > 4

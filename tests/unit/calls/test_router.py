@@ -182,3 +182,26 @@ def test_body_rewrite_renames_the_model_and_drops_thinking() -> None:
     added = body_rewrite("deepseek-flash", None, True, False, thinking_on=True)
     assert added is not None
     assert loads(added(request(3)).body)["thinking"] == {"type": "enabled"}
+
+
+async def test_in_flight_grows_with_the_limits_under_load() -> None:
+    # Each endpoint starts at 2 in flight and may grow to 16: with plenty of calls waiting,
+    # the calls on the wire must follow the limits up, not stay where they started.
+    flying = {"now": 0, "most": 0}
+
+    async def slow(_: CallRequest) -> CallResponse:
+        flying["now"] += 1
+        flying["most"] = max(flying["most"], flying["now"])
+        await asyncio.sleep(0.002)
+        flying["now"] -= 1
+        return ANSWER
+
+    endpoints = []
+    for name in ("a", "b"):
+        e = endpoint(name, slow)
+        e.limits = CallLimits(2, 16)
+        endpoints.append(e)
+    call = caller(endpoints)
+    outcomes = await asyncio.gather(*(call.call(request(n), CONTEXT) for n in range(600)))
+    assert all(o.response is not None for o in outcomes)
+    assert flying["most"] > 8, flying  # 4 at the start; up to 32

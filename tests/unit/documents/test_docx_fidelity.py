@@ -135,3 +135,47 @@ def test_office_math_text_is_read() -> None:
     out = io.BytesIO()
     document.save(out)
     assert extract_docx(out.getvalue()) == "The area is πrx2 square units."
+
+
+def test_a_relationship_to_a_missing_part_does_not_lose_the_text() -> None:
+    # The tool that wrote it dropped an image but kept its relationship (docx2python's
+    # nested_paragraphs_in_header3b.docx in bench-docs): Word and pandoc read the text.
+    import io
+    import zipfile
+
+    import docx
+    from PIL import Image
+
+    picture = io.BytesIO()
+    Image.new("RGB", (8, 8), "teal").save(picture, format="PNG")
+    document = docx.Document()
+    document.add_paragraph("Text before the picture.")
+    document.add_picture(io.BytesIO(picture.getvalue()))
+    document.add_paragraph("Text after the picture.")
+    saved = io.BytesIO()
+    document.save(saved)
+    broken = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(saved.getvalue())) as old, zipfile.ZipFile(broken, "w") as new:
+        for info in old.infolist():
+            if not info.filename.startswith("word/media/"):
+                new.writestr(info, old.read(info.filename))
+    text = extract_docx(broken.getvalue())
+    assert "Text before the picture." in text
+    assert "Text after the picture." in text
+
+
+def test_a_docx_without_its_document_part_stays_an_error() -> None:
+    import io
+    import zipfile
+
+    import docx
+
+    saved = io.BytesIO()
+    docx.Document().save(saved)
+    broken = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(saved.getvalue())) as old, zipfile.ZipFile(broken, "w") as new:
+        for info in old.infolist():
+            if info.filename != "word/document.xml":
+                new.writestr(info, old.read(info.filename))
+    with pytest.raises(CorruptDocument, match=r"no word/document\.xml"):
+        extract_docx(broken.getvalue())

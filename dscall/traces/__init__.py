@@ -1,0 +1,57 @@
+"""OpenTelemetry traces of a run (SPEC §13): the ``otel`` extra, configured only by the standard
+``OTEL_*`` environment variables.
+
+    dscall.run ─> dscall.document ─> chat {model} (a call) ─> POST (an HTTP attempt)
+
+Tracing is on when ``OTEL_TRACES_EXPORTER`` or an OTLP endpoint variable is set (and neither
+``OTEL_SDK_DISABLED=true`` nor ``OTEL_TRACES_EXPORTER=none`` says otherwise) and the extra is
+installed. This module is the switch and imports no OpenTelemetry: off, a run reads a few
+environment variables once and the call path checks one attribute per call
+(``dscall.traces.spans`` and ``dscall.traces.setup`` hold the SDK side).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dscall.stats import RunStats
+    from dscall.traces.spans import RunTraces
+
+# Any one of these asks for traces (the OTLP exporter reads the endpoints itself).
+TRACES_ENV = (
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+)
+MISSING = "OpenTelemetry is not installed: pip install 'dscall[otel]'"
+
+
+def tracing_requested(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the environment asks for traces (cheap: no import)."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return False
+    return any(environ.get(name, "").strip() for name in TRACES_ENV)
+
+
+def open_traces(
+    run_id: str, model: str, stats: RunStats, notify: Callable[[str], None]
+) -> RunTraces | None:
+    """The traces of one run, or None when tracing is off (or the extra is missing: a note
+    says so and the run goes on without traces)."""
+    if not tracing_requested():
+        return None
+    try:
+        from dscall.traces.spans import RunTraces
+    except ImportError as exc:
+        if not (exc.name or "").startswith("opentelemetry"):
+            raise  # a bug of ours, not a missing extra
+        names = ", ".join(name for name in TRACES_ENV if os.environ.get(name))
+        notify(f"note: {names} set but {MISSING}; no traces")
+        return None
+    return RunTraces(run_id, model, stats)
