@@ -46,7 +46,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from dscall import __version__
+from dscall import __version__, jsonio
 from dscall.config import (
     MANIFEST_BATCH,
     MANIFEST_FLUSH_S,
@@ -70,7 +70,9 @@ _SCHEMA = (
     " settings TEXT NOT NULL, path BLOB NOT NULL, stamp TEXT NOT NULL, entry BLOB NOT NULL,"
     " PRIMARY KEY (settings, path)) WITHOUT ROWID"
 )
-_CHUNK_FIELDS = 9
+# First byte of an entry written by the standard library's json (text with lone surrogates,
+# which orjson refuses); JSON itself never starts with it.
+_SURROGATES = b"\x00"
 
 Notify = Callable[[str], None]
 
@@ -123,41 +125,61 @@ def encode_document(document: ChunkedDocument) -> bytes:
         list(document.ocr_pages),
         chunks,
     ]
-    return zlib.compress(json.dumps(entry, separators=(",", ":")).encode("ascii"), 1)
+    try:
+        data = jsonio.dumps(entry)
+    except TypeError:  # orjson refuses lone surrogates; they round-trip as \uXXXX escapes
+        data = _SURROGATES + json.dumps(entry, separators=(",", ":")).encode("ascii")
+    return zlib.compress(data, 1)
 
 
 def decode_document(source: SourceFile, blob: bytes) -> ChunkedDocument:
     """The remembered document of ``source``; ``ValueError`` for anything malformed."""
     try:
-        entry = json.loads(zlib.decompress(blob))
+        data = zlib.decompress(blob)
+        entry = json.loads(data[1:]) if data[:1] == _SURROGATES else jsonio.loads(data)
         doc_id, pages, chars, no_text, warnings, ocr_pages, rows = entry
-        chunks = tuple(_chunk(row) for row in rows)
+        chunks = tuple([_chunk(*row) for row in rows])
         document = ChunkedDocument(
             source,
             _typed(doc_id, str),
             _typed(pages, int),
             _typed(chars, int),
-            tuple(_typed(page, int) for page in no_text),
-            tuple(_typed(line, str) for line in warnings),
+            tuple([_typed(page, int) for page in no_text]),
+            tuple([_typed(line, str) for line in warnings]),
             chunks,
-            tuple(_typed(page, int) for page in ocr_pages),
+            tuple([_typed(page, int) for page in ocr_pages]),
         )
     except (zlib.error, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from exc
     return document
 
 
-def _chunk(row: list[Any]) -> Chunk:
-    if len(row) != _CHUNK_FIELDS:
-        raise ValueError(f"a chunk of {len(row)} fields")
-    index, count, text, start, end, page_start, page_end, tokens, ocr = row
-    for number in (index, count, start, end, tokens):
-        _typed(number, int)
-    for page in (page_start, page_end):
-        if page is not None:
-            _typed(page, int)
-    return Chunk(index, count, _typed(text, str), start, end, page_start, page_end, tokens,
-                 _typed(ocr, bool))  # fmt: skip
+def _chunk(
+    index: Any,
+    count: Any,
+    text: Any,
+    start: Any,
+    end: Any,
+    page_start: Any,
+    page_end: Any,
+    tokens: Any,
+    ocr: Any,
+) -> Chunk:
+    """A stored chunk, its fields checked (a TypeError for the wrong number of them)."""
+    # One expression, no calls: this runs once per chunk of every unchanged file.
+    if not (
+        type(index) is int
+        and type(count) is int
+        and type(text) is str
+        and type(start) is int
+        and type(end) is int
+        and type(tokens) is int
+        and type(ocr) is bool
+        and (page_start is None or type(page_start) is int)
+        and (page_end is None or type(page_end) is int)
+    ):
+        raise ValueError("a chunk field of the wrong type (int, str or bool expected)")
+    return Chunk(index, count, text, start, end, page_start, page_end, tokens, ocr)
 
 
 def _typed(value: Any, kind: type) -> Any:
