@@ -204,6 +204,7 @@ class Manifest:
     _pending: list[tuple[str, bytes, str, bytes]] = field(default_factory=list)
     _flushed_at: float = field(default_factory=time.monotonic)
     _warned: set[str] = field(default_factory=set)
+    _cwd: str = field(default_factory=os.getcwd)
 
     def recall(self, source: SourceFile) -> ChunkedDocument | None:
         """The remembered document if ``source`` is unchanged, else None."""
@@ -213,7 +214,7 @@ class Manifest:
         try:
             row = self._db.execute(
                 "SELECT stamp, entry FROM documents WHERE settings = ? AND path = ?",
-                (self.settings, _path_key(source)),
+                (self.settings, self._path_key(source)),
             ).fetchone()
         except sqlite3.Error as exc:
             self._broken("cannot be read", exc)
@@ -240,7 +241,7 @@ class Manifest:
         if source.mtime_ns > read_at_ns - MANIFEST_RACY_WINDOW_NS:
             return  # modified just before it was read: its stamp cannot be trusted yet
         entry = encode_document(document)
-        self._pending.append((self.settings, _path_key(source), stamp, entry))
+        self._pending.append((self.settings, self._path_key(source), stamp, entry))
         now = time.monotonic()
         if len(self._pending) >= MANIFEST_BATCH or now - self._flushed_at >= MANIFEST_FLUSH_S:
             self.flush()
@@ -269,6 +270,12 @@ class Manifest:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+    def _path_key(self, source: SourceFile) -> bytes:
+        # The folder the run started in, once: os.path.abspath asks the kernel every time.
+        # Bytes: a file name that is not UTF-8 (surrogate escapes) is still a key.
+        path = os.path.join(self._cwd, source.path)
+        return os.fsencode(os.path.normpath(path))
 
     def _broken(self, what: str, exc: sqlite3.Error) -> None:
         self._warn_once("broken", f"manifest {self.path} {what} ({_reason(exc)}): reading "
@@ -311,11 +318,6 @@ def _private_file(path: Path) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, flags, 0o600))
-
-
-def _path_key(source: SourceFile) -> bytes:
-    # Bytes: a file name that is not UTF-8 (surrogate escapes) is still a key.
-    return os.fsencode(os.path.abspath(source.path))
 
 
 def _reason(exc: BaseException) -> str:

@@ -226,3 +226,24 @@ def test_a_wrongly_typed_chunk_is_refused(tmp_path: Path, field: str) -> None:
     entry[6][0][position] = "1" if field != "text" else 1
     with pytest.raises(ValueError, match="wrong type"):
         decode_document(source, zlib.compress(b"\x00" + json.dumps(entry).encode()))
+
+
+def test_a_file_is_the_same_entry_by_relative_or_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes: list[str] = []
+    (tmp_path / "docs").mkdir()
+    absolute = _source(tmp_path / "docs" / "a.txt")
+    monkeypatch.chdir(tmp_path / "docs")
+    relative = next(discover(["a.txt"], DiscoverySettings()))
+    assert isinstance(relative, SourceFile)
+    assert relative.path == Path("a.txt")
+    manifest = _open(tmp_path / "cache", notes)
+    manifest.remember(_document(relative), time.time_ns())
+    manifest.close()
+    monkeypatch.chdir(tmp_path)
+    again = _open(tmp_path / "cache", notes)
+    try:
+        assert again.recall(absolute) == _document(absolute)
+    finally:
+        again.close()
