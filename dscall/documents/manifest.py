@@ -21,9 +21,10 @@ Choices made where the SPEC is silent:
   overlap tokens, the token counter in use (``auto`` resolved), ``EXTRACTION_FORMAT``, dscall's
   version and the versions of the extraction libraries, so an upgrade reads everything again.
 - Not remembered: failed documents (a timeout or a full disk may not happen again), streamed
-  big text files (``bigtext.StreamedChunks`` reads its texts from the file anyway), and a file
-  modified less than ``MANIFEST_RACY_WINDOW_NS`` before it was read (a second write in the same
-  clock tick would leave its stamp as it was).
+  big text files (``bigtext.StreamedChunks`` reads its texts from the file anyway), with
+  ``--ocr`` documents with warnings (a page may have run out of time), and a file modified less
+  than ``MANIFEST_RACY_WINDOW_NS`` before it was read (a second write in the same clock tick
+  would leave its stamp as it was).
 - Storage: sqlite (stdlib) in WAL mode, values zlib-compressed JSON of plain lists, never
   pickle. Each batch of entries is one transaction: a kill -9 leaves every committed entry and
   none half-written, and concurrent runs wait on sqlite's lock (``MANIFEST_LOCK_TIMEOUT_S``);
@@ -197,6 +198,9 @@ class Manifest:
     read: bool  # False with --refresh: every file is read again (and remembered afresh)
     notify: Notify
     _db: sqlite3.Connection | None
+    # With --ocr a warning may be a page that ran out of time on a busy machine: a document
+    # with warnings is then read again next time rather than remembered half-read.
+    keep_warned: bool = True
     hits: int = 0
     misses: int = 0
     corrupt: int = 0
@@ -237,6 +241,8 @@ class Manifest:
         source = document.source
         stamp = stamp_of(source)
         if self._db is None or stamp is None or not isinstance(document.chunks, tuple):
+            return
+        if document.warnings and not self.keep_warned:
             return
         if source.mtime_ns > read_at_ns - MANIFEST_RACY_WINDOW_NS:
             return  # modified just before it was read: its stamp cannot be trusted yet
@@ -290,11 +296,13 @@ class Manifest:
             self.notify(f"warning: {message}")
 
 
-def open_manifest(directory: Path, settings: str, *, read: bool, notify: Notify) -> Manifest:
+def open_manifest(
+    directory: Path, settings: str, *, read: bool, notify: Notify, keep_warned: bool = True
+) -> Manifest:
     """The manifest under the cache folder ``directory`` (created 0600 if missing). One that
     cannot be opened is reported once and the run goes on without it."""
     path = Path(directory) / MANIFEST_NAME
-    manifest = Manifest(path, settings, read, notify, None)
+    manifest = Manifest(path, settings, read, notify, None, keep_warned)
     try:
         _private_file(path)
         # Python's default transaction handling: reads open no transaction, the first write

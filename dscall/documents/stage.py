@@ -110,7 +110,10 @@ async def _manifest(
         yield None
         return
     key = settings_key(extract, chunk, pool.counter.name)
-    manifest = open_manifest(cache.directory, key, read=not cache.refresh, notify=notify)
+    keep = extract.ocr == "never"  # see Manifest.keep_warned
+    manifest = open_manifest(
+        cache.directory, key, read=not cache.refresh, notify=notify, keep_warned=keep
+    )
     try:
         yield manifest
     finally:

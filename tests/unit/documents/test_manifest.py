@@ -247,3 +247,15 @@ def test_a_file_is_the_same_entry_by_relative_or_absolute_path(
         assert again.recall(absolute) == _document(absolute)
     finally:
         again.close()
+
+
+def test_with_ocr_a_document_with_warnings_is_not_remembered(tmp_path: Path) -> None:
+    notes: list[str] = []
+    warned, clean = _source(tmp_path / "a.txt"), _source(tmp_path / "b.txt")
+    manifest = open_manifest(tmp_path, KEY, read=True, notify=notes.append, keep_warned=False)
+    manifest.remember(_document(warned), time.time_ns())  # "page 2: odd"
+    plain = _document(clean)
+    document = ChunkedDocument(clean, plain.doc_id, 0, 0, (), (), plain.chunks)
+    manifest.remember(document, time.time_ns())
+    manifest.close()
+    assert manifest.stored == 1
