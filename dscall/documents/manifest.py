@@ -59,6 +59,7 @@ from dscall.config import (
     ChunkSettings,
     ExtractSettings,
 )
+from dscall.documents.discover import printable
 from dscall.errors import one_line
 from dscall.types import Chunk, ChunkedDocument, SourceFile
 
@@ -208,7 +209,7 @@ class Manifest:
     _pending: list[tuple[str, bytes, str, bytes]] = field(default_factory=list)
     _flushed_at: float = field(default_factory=time.monotonic)
     _warned: set[str] = field(default_factory=set)
-    _cwd: str = field(default_factory=os.getcwd)
+    _cwd: str = field(default_factory=lambda: _cwd())
 
     def recall(self, source: SourceFile) -> ChunkedDocument | None:
         """The remembered document if ``source`` is unchanged, else None."""
@@ -230,7 +231,8 @@ class Manifest:
             document = decode_document(source, row[1])
         except ValueError as exc:
             self.corrupt += 1
-            self._warn_once("corrupt", f"manifest entry for {source.rel_path} is corrupt "
+            shown = printable(source.rel_path)
+            self._warn_once("corrupt", f"manifest entry for {shown} is corrupt "
                             f"({one_line(str(exc), 120)}): reading the file again")  # fmt: skip
             return None
         self.hits += 1
@@ -326,6 +328,13 @@ def _private_file(path: Path) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, flags, 0o600))
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # the folder was removed: relative paths cannot be opened anyway
+        return os.sep
 
 
 def _reason(exc: BaseException) -> str:
