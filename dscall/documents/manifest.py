@@ -213,22 +213,39 @@ class Manifest:
 
     def recall(self, source: SourceFile) -> ChunkedDocument | None:
         """The remembered document if ``source`` is unchanged, else None."""
-        stamp = stamp_of(source)
-        if self._db is None or not self.read or stamp is None:
-            return None
+        return self.decode(source, self.lookup([source])[0])
+
+    def lookup(self, sources: list[SourceFile]) -> list[bytes | None]:
+        """The stored entry of each of ``sources`` whose stamp still matches (None: read the
+        file), in one query: per file, a query costs as much as decoding its entry."""
+        found: list[bytes | None] = [None] * len(sources)
+        if self._db is None or not self.read:
+            return found
+        keys = [self._path_key(source) for source in sources]
+        marks = ",".join("?" * len(keys))
+        # Only "?" marks are formatted into the query; every value is a parameter.
+        query = "SELECT path, stamp, entry FROM documents WHERE settings = ? AND path IN "
+        query += f"({marks})"
         try:
-            row = self._db.execute(
-                "SELECT stamp, entry FROM documents WHERE settings = ? AND path = ?",
-                (self.settings, self._path_key(source)),
-            ).fetchone()
+            rows = self._db.execute(query, (self.settings, *keys)).fetchall()
         except sqlite3.Error as exc:
             self._broken("cannot be read", exc)
-            return None
-        if row is None or row[0] != stamp:
-            self.misses += 1
+            return found
+        stored = {path: (stamp, entry) for path, stamp, entry in rows}
+        for position, (source, key) in enumerate(zip(sources, keys, strict=True)):
+            row = stored.get(key)
+            if row is not None and row[0] == stamp_of(source):
+                found[position] = row[1]
+            else:
+                self.misses += 1
+        return found
+
+    def decode(self, source: SourceFile, entry: bytes | None) -> ChunkedDocument | None:
+        """``entry`` (from ``lookup``) as ``source``'s document; None if absent or corrupt."""
+        if entry is None:
             return None
         try:
-            document = decode_document(source, row[1])
+            document = decode_document(source, entry)
         except ValueError as exc:
             self.corrupt += 1
             shown = printable(source.rel_path)
