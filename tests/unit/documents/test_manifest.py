@@ -259,3 +259,20 @@ def test_with_ocr_a_document_with_warnings_is_not_remembered(tmp_path: Path) -> 
     manifest.remember(document, time.time_ns())
     manifest.close()
     assert manifest.stored == 1
+
+
+def test_one_lookup_answers_a_batch_of_hits_and_misses(tmp_path: Path) -> None:
+    notes: list[str] = []
+    sources = [_source(tmp_path / f"{n}.txt") for n in range(5)]
+    manifest = _open(tmp_path / "cache", notes)
+    for source in sources[:4]:  # the fifth was never seen
+        manifest.remember(_document(source), time.time_ns())
+    manifest.flush()
+    sources[1] = _source(tmp_path / "1.txt", "Changed since.")
+    try:
+        entries = manifest.lookup(sources)
+        assert [entry is not None for entry in entries] == [True, False, True, True, False]
+        assert manifest.decode(sources[2], entries[2]) == _document(sources[2])
+        assert manifest.misses == 2
+    finally:
+        manifest.close()
