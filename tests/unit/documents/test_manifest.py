@@ -15,14 +15,8 @@ import pytest
 
 from dscall.config import ChunkSettings, DiscoverySettings, ExtractSettings
 from dscall.documents.discover import discover
-from dscall.documents.manifest import (
-    MANIFEST_NAME,
-    Manifest,
-    decode_document,
-    encode_document,
-    open_manifest,
-    settings_key,
-)
+from dscall.documents.manifest import MANIFEST_NAME, Manifest, open_manifest, settings_key
+from dscall.documents.manifest_entry import decode_document, encode_document
 from dscall.types import Chunk, ChunkedDocument, SourceFile
 
 KEY = settings_key(ExtractSettings(), ChunkSettings(), "estimate")
