@@ -183,6 +183,12 @@ DEFAULT_NAMESPACE = "default"
 # A cache write waits at most this long for another process's sqlite write lock; the wait
 # blocks the event loop, and a put that gives up only costs the checkpoint of one answer.
 CACHE_LOCK_TIMEOUT_S = 10.0
+# The manifest (documents/manifest.py): files modified under RACY_WINDOW before being read are
+# not remembered; entries commit in batches; a lost write (lock timeout) costs a re-extraction.
+MANIFEST_RACY_WINDOW_NS = 2_000_000_000
+MANIFEST_BATCH = 256
+MANIFEST_FLUSH_S = 1.0
+MANIFEST_LOCK_TIMEOUT_S = 2.0
 # Cross-process single flight (SPEC §5): a run holds a lease on each request it has in flight,
 # renewed every CACHE_LEASE_S / 3; a lease whose holder stops renewing (a crash on another host)
 # frees after CACHE_LEASE_S. A holder on this machine whose process is gone (kill -9) is taken

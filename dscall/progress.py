@@ -143,6 +143,8 @@ def _figures(stats: RunStats, req_rate: float, chunk_rate: float, final: bool) -
     docs = f"docs {stats.documents_seen:,}"
     if stats.documents_failed:
         docs += f" ({stats.documents_failed:,} failed)"
+    if stats.front.from_manifest:
+        docs += f" ({stats.front.from_manifest:,} unchanged)"
     parts = [
         docs,
         f"chunks {stats.chunks_done:,}/{stats.chunks_total:,}",

@@ -45,6 +45,7 @@ class FrontTally:
     no_text_pages: int = 0
     ocr_pages: int = 0  # pages whose text came from --ocr
     skipped: int = 0  # files discovery passed over (unsupported, unreadable, loops)
+    from_manifest: int = 0  # documents recalled from the manifest, not read again
 
 
 @dataclass(slots=True)
@@ -191,7 +192,8 @@ class RunStats:
         Keys::
 
             wall_time_s              seconds from start to finish (or to now, while running)
-            documents                {seen, failed, files_skipped}
+            documents                {seen, failed, files_skipped, pages_ocr,
+                                     from_manifest (recalled, not read again)}
             chunks                   {total, done, ok, failed, cached}
             requests                 {sent, retries, throttled, status_counts: {"200": n, ...}}
             tokens                   {prompt, completion, cache_hit, cache_miss}  (paid this run)
@@ -227,6 +229,7 @@ class RunStats:
                 "failed": self.documents_failed,
                 "files_skipped": self.files_skipped,
                 "pages_ocr": self.front.ocr_pages,
+                "from_manifest": self.front.from_manifest,
             },
             "chunks": {
                 "total": self.chunks_total,

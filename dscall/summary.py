@@ -18,6 +18,10 @@ def _ocr_pages(count: int) -> str:
     return f", {count:,} page{'' if count == 1 else 's'} OCR'd" if count else ""
 
 
+def _from_manifest(count: int) -> str:
+    return f", {count:,} unchanged (from the manifest, not read again)" if count else ""
+
+
 def summary_rows(stats: RunStats) -> list[tuple[str, str]]:
     lat = stats.latency.percentiles()
     return (
@@ -25,7 +29,9 @@ def summary_rows(stats: RunStats) -> list[tuple[str, str]]:
             (
                 "documents",
                 f"{stats.documents_seen:,} read, {stats.documents_failed:,} failed, "
-                f"{stats.files_skipped:,} files skipped" + _ocr_pages(stats.front.ocr_pages),
+                f"{stats.files_skipped:,} files skipped"
+                + _ocr_pages(stats.front.ocr_pages)
+                + _from_manifest(stats.front.from_manifest),
             ),
             (
                 "chunks",

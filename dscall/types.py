@@ -23,6 +23,10 @@ class SourceFile:
     rel_path: str  # POSIX path relative to the argument it was found under: the doc_path
     doc_type: DocType
     size: int  # bytes, from the stat discovery already made
+    # The rest of that stat, for the manifest (documents/manifest.py): 0 when not known.
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    inode: int = 0
 
 
 @dataclass(frozen=True, slots=True)

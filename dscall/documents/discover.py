@@ -185,7 +185,15 @@ class _Walker:
             )
         if not _readable(path):
             return SkippedFile(printable(path), "permission denied", "unreadable")
-        return SourceFile(Path(path), utf8_safe(rel), cast(DocType, doc_type), info.st_size)
+        return SourceFile(
+            Path(path),
+            utf8_safe(rel),
+            cast(DocType, doc_type),
+            info.st_size,
+            info.st_mtime_ns,
+            info.st_ctime_ns,
+            info.st_ino,
+        )
 
 
 def _glob(pattern: str, include_hidden: bool) -> list[str]:

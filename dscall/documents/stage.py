@@ -10,6 +10,11 @@ context manager), one lookahead rule, files discovery passes over (told through 
 counted), the usage error for inputs that hold no supported document (raised on entering, before
 any outcome is awaited), and one ``stats.FrontTally`` of what was read.
 
+Given the run's ``CacheSettings`` (``process`` and ``--dry-run``), files are looked up in the
+manifest first (``documents.manifest``): an unchanged file is handed on as remembered, never
+read (counted in ``FrontTally.from_manifest``); ``--refresh`` reads every file again and
+remembers it afresh, ``--no-cache`` neither reads nor writes the manifest.
+
 The tally is counted as each outcome is handed on, so a progress display reading it sees
 ``documents`` and ``chunks`` grow while extraction is still running. ``failed`` counts the
 documents extraction could not read; ``dscall process`` counts more failures than that (a
@@ -22,9 +27,11 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from dscall.config import ChunkSettings, DiscoverySettings, ExtractSettings
+from dscall.config import CacheSettings, ChunkSettings, DiscoverySettings, ExtractSettings
 from dscall.documents.bigtext import StreamedChunks
 from dscall.documents.discover import discover, printable
+from dscall.documents.manifest import Manifest, open_manifest, settings_key
+from dscall.documents.manifest_order import recalled_in_order
 from dscall.documents.pool import ExtractionPool, extract_in_order
 from dscall.errors import UsageError
 from dscall.stats import FrontTally
@@ -60,17 +67,26 @@ async def front_half(
     chunk: ChunkSettings,
     tally: FrontTally,
     notify: Notify,
+    cache: CacheSettings | None = None,
 ) -> AsyncIterator[FrontHalf]:
     """Open the extraction pool and find the first document (``UsageError`` if there is none);
     yield the outcomes in input order. Leaving the block cancels the files in progress and
-    stops the workers."""
-    async with ExtractionPool(extract, chunk) as pool:
+    stops the workers. ``cache``: consult and update the manifest in its folder."""
+    async with (
+        ExtractionPool(extract, chunk) as pool,
+        _manifest(cache, extract, chunk, pool, notify) as known,
+    ):
         sources = _reported(discover(inputs, discovery), tally, notify)
         first = next(sources, None)
         if first is None:
             shown = " ".join(printable(path) for path in inputs)
             raise UsageError(f"no supported documents (.pdf .docx .txt .md) found in {shown}")
-        ordered = extract_in_order(_chain(first, sources), pool, lookahead(pool.size))
+        files = _chain(first, sources)
+        ordered = (
+            extract_in_order(files, pool, lookahead(pool.size))
+            if known is None
+            else recalled_in_order(files, pool, known, lookahead(pool.size), tally)
+        )
         outcomes = _tallied(ordered, tally)
         try:
             yield FrontHalf(outcomes, pool.counter.name, pool.size)
@@ -80,6 +96,28 @@ async def front_half(
             # that consumer, which closes it as its cancellation unwinds.
             if not getattr(outcomes, "ag_running", False):
                 await outcomes.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _manifest(
+    cache: CacheSettings | None,
+    extract: ExtractSettings,
+    chunk: ChunkSettings,
+    pool: ExtractionPool,
+    notify: Notify,
+) -> AsyncIterator[Manifest | None]:
+    if cache is None or not cache.enabled:
+        yield None
+        return
+    key = settings_key(extract, chunk, pool.counter.name)
+    keep = extract.ocr == "never"  # see Manifest.keep_warned
+    manifest = open_manifest(
+        cache.directory, key, read=not cache.refresh, notify=notify, keep_warned=keep
+    )
+    try:
+        yield manifest
+    finally:
+        manifest.close()
 
 
 def _reported(

@@ -62,6 +62,7 @@ async def estimate_run(
             settings.chunk,
             stats.front,
             notify,
+            settings.cache,
         ) as front:
             async for outcome in front.outcomes:
                 if isinstance(outcome, FailedDocument):

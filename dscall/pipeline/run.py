@@ -199,6 +199,7 @@ async def _run_with(
                 settings.chunk,
                 stats.front,
                 notify,
+                settings.cache,
             ) as front:
                 await engine.run(front.outcomes)
             control.writing = True

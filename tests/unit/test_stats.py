@@ -169,7 +169,13 @@ def test_summary_dict_keys_and_values() -> None:
     assert set(summary) == SUMMARY_KEYS
     assert json.loads(json.dumps(summary)) == summary  # JSON-ready as is
     assert summary["wall_time_s"] == 4.0
-    assert summary["documents"] == {"seen": 3, "failed": 1, "files_skipped": 2, "pages_ocr": 5}
+    assert summary["documents"] == {
+        "seen": 3,
+        "failed": 1,
+        "files_skipped": 2,
+        "pages_ocr": 5,
+        "from_manifest": 0,
+    }
     assert summary["chunks"] == {"total": 10, "done": 10, "ok": 8, "failed": 2, "cached": 3}
     assert summary["requests"] == {
         "sent": 12,

@@ -180,6 +180,7 @@ async def test_run_stats_show_the_front_tally_under_their_own_names(tmp_path: Pa
         "failed": 0,
         "files_skipped": 1,
         "pages_ocr": 0,
+        "from_manifest": 0,
     }
 
 
