@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from dscall.executors.settings import DEFAULT_SHARD_RETRIES as DEFAULT_SHARD_RETRIES
+from dscall.executors.settings import ExecutorSettings
+
 # --- documents -----------------------------------------------------------------------------
 SUPPORTED_SUFFIXES: dict[str, str] = {".pdf": "pdf", ".docx": "docx", ".txt": "txt", ".md": "md"}
 DEFAULT_EXTRACT_TIMEOUT_S = 120.0
@@ -117,6 +120,7 @@ JUDGE_SYSTEM_PROMPT = (
 )
 DEFAULT_CONCURRENCY = 32
 DEFAULT_MAX_CONCURRENCY = 256
+
 DEFAULT_MAX_RETRIES = 6
 DEFAULT_ATTEMPT_TIMEOUT_S = 15 * 60.0
 # With --stream: an attempt that receives nothing (not even a keep-alive) for this long is dead.
@@ -372,3 +376,4 @@ class ProcessSettings:
     steps: tuple[StepSettings, ...] = ()
     allow_partial: bool = False  # reduce a document over the chunk answers that did not fail
     pipeline: Path | None = None  # the --pipeline file the steps came from
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)

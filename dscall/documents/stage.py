@@ -60,12 +60,15 @@ async def front_half(
     chunk: ChunkSettings,
     tally: FrontTally,
     notify: Notify,
+    found: Iterable[SourceFile | SkippedFile] | None = None,
 ) -> AsyncIterator[FrontHalf]:
     """Open the extraction pool and find the first document (``UsageError`` if there is none);
     yield the outcomes in input order. Leaving the block cancels the files in progress and
-    stops the workers."""
+    stops the workers. ``found``: files discovered already (a shard's share of the inputs,
+    ``dscall.executors``) instead of discovering ``inputs`` again."""
     async with ExtractionPool(extract, chunk) as pool:
-        sources = _reported(discover(inputs, discovery), tally, notify)
+        listed = discover(inputs, discovery) if found is None else found
+        sources = _reported(listed, tally, notify)
         first = next(sources, None)
         if first is None:
             shown = " ".join(printable(path) for path in inputs)
