@@ -39,6 +39,7 @@ class ShardOutcome:
     exit_code: int
     rows: int
     error: str | None = None
+    wall_time_s: float | None = None  # the shard's own, from its start in its worker
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class ShardOutcome:
             "exit_code": self.exit_code,
             "rows": self.rows,
             "error": self.error,
+            "wall_time_s": self.wall_time_s,
         }
 
 
@@ -213,7 +215,8 @@ def _collect(ray: Any, ref: Any, rank: int, stats: RunStats, notify: Notify) -> 
         notify(f"shard {rank}: {note}")
     if shard.error is not None:
         notify(f"shard {rank} stopped: {shard.error}")
-    return ShardOutcome(rank, "ran", shard.exit_code, shard.rows, shard.error)
+    wall = round(shard.stats.elapsed_s(), 3)
+    return ShardOutcome(rank, "ran", shard.exit_code, shard.rows, shard.error, wall)
 
 
 def _one_line(exc: BaseException) -> str:
