@@ -131,3 +131,20 @@ def test_shard_figures_add_up() -> None:
     assert (total.chunks_ok, total.documents_seen, total.cost_usd) == (3, 2, 1.0)
     assert total.status_counts == {200: 3}
     assert (total.latency.count, total.latency.max_ms, total.latency.percentile(50)) == (3, 30, 20)
+
+
+def test_executor_options_that_cannot_work_are_usage_errors(
+    workspace: Workspace, sim: SimulatorThread
+) -> None:
+    alone = invoke(workspace.args(sim, "--shards", "2"))
+    assert alone.exit_code == 2
+    assert "--ray-address and --shards need --executor ray" in alone.output
+    # --shards given: the folder is checked before any Ray is started.
+    a_file = invoke(workspace.args(sim, "--executor", "ray", "--shards", "2"))
+    assert a_file.exit_code == 2
+    assert "name a folder (results/), not a file" in a_file.output
+    to_folder = replace(workspace, out=workspace.root / "results")
+    both = to_folder.args(sim, "--executor", "ray", "--shards", "2", "--documents-out", "d.parquet")
+    refused = invoke(both)
+    assert refused.exit_code == 2
+    assert "--documents-out is not supported with --executor ray yet" in refused.output
