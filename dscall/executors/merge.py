@@ -14,7 +14,7 @@ from typing import Any
 from dscall.stats import EndpointFigures, FrontTally, RunStats, StepFigures
 
 # Figures that are not summed: the clock, and what merge_into treats on its own.
-_NOT_SUMMED = {"started_monotonic", "finished_monotonic", "rows_per_chunk", "in_flight"}
+_NOT_SUMMED = {"started_monotonic", "finished_monotonic", "rows_per_chunk"}
 
 
 def merge_into(total: RunStats, shard: RunStats) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from dscall.config import ProcessSettings
 from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, EXIT_USAGE, UsageError
 from dscall.executors.dataset import clear_shard, is_done, prepare_folder
+from dscall.executors.live import PUSH_INTERVAL_S, ProgressBoard, show
 from dscall.executors.merge import merge_into
 from dscall.executors.shard import ShardResult, run_shard
 from dscall.executors.shards import Plan, ShardPlan, plan_shards, settings_fingerprint
@@ -181,6 +182,7 @@ def _run_shards(
     if result.shards:
         notify(f"{len(result.shards)} of {result.world_size} shards already done: skipped")
     task = ray.remote(run_shard)
+    board = ray.remote(num_cpus=0)(ProgressBoard).remote()
     pending: dict[Any, int] = {}
     for shard in todo:
         clear_shard(folder, shard)  # the task clears it too; this covers a task never started
@@ -190,16 +192,28 @@ def _run_shards(
             max_retries=settings.executor.shard_retries,
             retry_exceptions=False,
         )
-        ref = options.remote(settings, shard.rank, shard.world_size, plan=shard, api_key=api_key)
+        ref = options.remote(
+            settings, shard.rank, shard.world_size, plan=shard, api_key=api_key, board=board
+        )
         pending[ref] = shard.rank
+    finished = RunStats()  # the shards that ended; shown with the live figures of the others
+    merge_into(finished, stats)  # what the driver counted itself (files discovery skipped)
+    live: dict[int, RunStats] = {}
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            rank = pending.pop(ready[0])
-            result.shards.append(_collect(ray, ready[0], rank, stats, notify))
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=PUSH_INTERVAL_S)
+            if ready:
+                rank = pending.pop(ready[0])
+                result.shards.append(_collect(ray, ready[0], rank, finished, notify))
+                board.drop.remote(rank)
+            else:
+                live = ray.get(board.snapshot.remote())
+            running = set(pending.values())
+            show(stats, finished, {rank: s for rank, s in live.items() if rank in running})
     finally:
         for ref in pending:  # interrupted: the shards still running are stopped
             ray.cancel(ref, force=True)
+        ray.kill(board)
     result.shards.sort(key=lambda shard: shard.rank)
 
 

@@ -16,11 +16,13 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from dscall import __version__
 from dscall.config import ProcessSettings
 from dscall.errors import EXIT_OK, DscallError
 from dscall.executors.dataset import clear_shard, write_marker
+from dscall.executors.live import pushing
 from dscall.executors.shards import (
     ShardPlan,
     part_name,
@@ -55,10 +57,12 @@ def run_shard(
     *,
     plan: ShardPlan | None = None,
     api_key: str | None = None,
+    board: Any = None,
 ) -> ShardResult:
     """Run shard ``rank`` of ``world_size`` of ``settings`` (whose ``--out`` is the dataset's
     folder). ``plan``: its documents as the driver discovered them; by default they are
-    discovered here (every shard then lists the inputs itself)."""
+    discovered here (every shard then lists the inputs itself). ``board``: a Ray actor handle
+    (``executors.live``) to push live figures to."""
     if plan is None:
         plan = plan_shards(settings, world_size).shards[rank]
     folder = settings.output.out
@@ -66,7 +70,8 @@ def run_shard(
     clear_shard(folder, plan)
     result = ShardResult(rank, world_size, EXIT_OK, 0, len(plan.sources))
     if plan.sources:
-        _run(shard_settings(settings, rank, world_size), plan, api_key, result)
+        with pushing(board, rank, result.stats):
+            _run(shard_settings(settings, rank, world_size), plan, api_key, result)
     if result.error is None:
         marker = {
             "dscall_version": __version__,
