@@ -15,6 +15,8 @@ from dscall.chain_settings import Mode as Mode  # re-exported: settings of a cha
 from dscall.chain_settings import StepKind as StepKind
 from dscall.chain_settings import StepSettings as StepSettings
 from dscall.errors import register_secret
+from dscall.executors.settings import DEFAULT_SHARD_RETRIES as DEFAULT_SHARD_RETRIES
+from dscall.executors.settings import ExecutorSettings
 from dscall.secret_urls import public_url, url_secrets
 
 # --- documents -----------------------------------------------------------------------------
@@ -123,6 +125,7 @@ JUDGE_SYSTEM_PROMPT = (
 )
 DEFAULT_CONCURRENCY = 32
 DEFAULT_MAX_CONCURRENCY = 256
+
 DEFAULT_MAX_RETRIES = 6
 DEFAULT_ATTEMPT_TIMEOUT_S = 15 * 60.0
 # With --stream: an attempt that receives nothing (not even a keep-alive) for this long is dead.
@@ -183,12 +186,6 @@ DEFAULT_NAMESPACE = "default"
 # A cache write waits at most this long for another process's sqlite write lock; the wait
 # blocks the event loop, and a put that gives up only costs the checkpoint of one answer.
 CACHE_LOCK_TIMEOUT_S = 10.0
-# The manifest (documents/manifest.py): files modified under RACY_WINDOW before being read are
-# not remembered; entries commit in batches; a lost write (lock timeout) costs a re-extraction.
-MANIFEST_RACY_WINDOW_NS = 2_000_000_000
-MANIFEST_BATCH = 256
-MANIFEST_FLUSH_S = 1.0
-MANIFEST_LOCK_TIMEOUT_S = 2.0
 # Cross-process single flight (SPEC §5): a run holds a lease on each request it has in flight,
 # renewed every CACHE_LEASE_S / 3; a lease whose holder stops renewing (a crash on another host)
 # frees after CACHE_LEASE_S. A holder on this machine whose process is gone (kill -9) is taken
@@ -377,3 +374,4 @@ class ProcessSettings:
     steps: tuple[StepSettings, ...] = ()
     allow_partial: bool = False  # reduce a document over the chunk answers that did not fail
     pipeline: Path | None = None  # the --pipeline file the steps came from
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)

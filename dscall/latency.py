@@ -106,6 +106,22 @@ class LatencyRecorder:
             counts.append(sum(self._buckets[:below]))
         return counts
 
+    def merge(self, other: LatencyRecorder) -> None:
+        """Add ``other``'s samples to this one (the shards of a run, summed on the driver)."""
+        if other._exact is not None:
+            for value in other._exact:
+                self.record(value)
+            return
+        if self._exact is not None:  # the other is folded already: fold this one too
+            exact, self._exact = self._exact, None
+            for value in exact:
+                self._add(value)
+        self._buckets = [a + b for a, b in zip(self._buckets, other._buckets, strict=True)]
+        self.count += other.count
+        self.total_ms += other.total_ms
+        self.min_ms = min(self.min_ms, other.min_ms)
+        self.max_ms = max(self.max_ms, other.max_ms)
+
     @property
     def mean_ms(self) -> float | None:
         return self.total_ms / self.count if self.count else None

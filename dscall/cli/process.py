@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from dscall import config
-from dscall.cli import call_options, chain_options, options, report_options
+from dscall.cli import call_options, chain_options, executor_options, options, report_options
 from dscall.cli.app import app, run
 
 # Typer inspects these annotations at run time; Optional[...] is what it understands on 3.10.
@@ -243,6 +243,10 @@ def process(
     schema_retries: chain_options.SchemaRetries = config.DEFAULT_SCHEMA_RETRIES,
     metrics_port: report_options.MetricsPort = None,
     metrics_textfile: report_options.MetricsTextfile = None,
+    executor: executor_options.Executor = "local",
+    ray_address: executor_options.RayAddress = None,
+    shards: executor_options.Shards = None,
+    shard_retries: executor_options.ShardRetries = config.DEFAULT_SHARD_RETRIES,
 ) -> None:
     """Send every chunk of every document to the model and write the answers to Parquet.
 
@@ -310,6 +314,9 @@ def process(
             mock=mock,
             dry_run=dry_run,
             preflight=not no_preflight,
+            executor=executor_options.executor_settings(
+                executor, ray_address, shards, shard_retries
+            ),
         )
         settings = chain_options.with_chain(
             settings, mode, reduce_prompt, reduce_tokens, refine_prompt, allow_partial, pipeline

@@ -94,6 +94,10 @@ def _execute(
             estimates = asyncio.run(estimate_run(settings, stats, display.note))
         _print_estimates(estimates, settings.prompt.model)
         return EXIT_SOME_FAILED if stats.documents_failed else EXIT_OK
+    if settings.executor.kind == "ray":
+        from dscall.cli.process_ray import execute_ray
+
+        return execute_ray(settings, api_key, stats, quiet, stream, progress_interval_s)
     with (
         _restored_signals(),
         ProgressDisplay(stats, mode, stream, interval_s=progress_interval_s) as display,

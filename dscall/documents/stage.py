@@ -68,15 +68,19 @@ async def front_half(
     tally: FrontTally,
     notify: Notify,
     cache: CacheSettings | None = None,
+    found: Iterable[SourceFile | SkippedFile] | None = None,
 ) -> AsyncIterator[FrontHalf]:
     """Open the extraction pool and find the first document (``UsageError`` if there is none);
     yield the outcomes in input order. Leaving the block cancels the files in progress and
-    stops the workers. ``cache``: consult and update the manifest in its folder."""
+    stops the workers. ``cache``: consult and update the manifest in its folder. ``found``:
+    files discovered already (a shard's share of the inputs, ``dscall.executors``) instead of
+    discovering ``inputs`` again."""
     async with (
         ExtractionPool(extract, chunk) as pool,
         _manifest(cache, extract, chunk, pool, notify) as known,
     ):
-        sources = _reported(discover(inputs, discovery), tally, notify)
+        listed = discover(inputs, discovery) if found is None else found
+        sources = _reported(listed, tally, notify)
         first = next(sources, None)
         if first is None:
             shown = " ".join(printable(path) for path in inputs)

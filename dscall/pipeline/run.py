@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,6 +47,7 @@ from dscall.traces import open_traces
 
 if TYPE_CHECKING:
     from dscall.traces.spans import RunTraces
+from dscall.types import SourceFile
 
 Notify = Callable[[str], None]
 
@@ -91,9 +92,15 @@ def output_paths(out: OutputSettings) -> list[OutputPath]:
 
 
 async def run_process(
-    settings: ProcessSettings, api_key: str | None, stats: RunStats, notify: Notify
+    settings: ProcessSettings,
+    api_key: str | None,
+    stats: RunStats,
+    notify: Notify,
+    sources: Sequence[SourceFile] | None = None,
 ) -> RunResult:
-    """Run ``dscall process``; with ``settings.mock``, against an in-process simulator."""
+    """Run ``dscall process``; with ``settings.mock``, against an in-process simulator.
+    ``sources``: the documents to read, discovered already (a shard's, ``dscall.executors``);
+    by default ``settings.inputs`` are discovered."""
     check_outputs(output_paths(settings.output), settings.inputs, settings.output.force)
     from dscall.output.lock import OutputLock
 
@@ -104,25 +111,33 @@ async def run_process(
         if not settings.mock:
             # With several endpoints, each one's key comes from its own variable.
             key = api_key if settings.call.endpoints else resolve_api_key(api_key, mock=False)
-            return await _run(settings, key, stats, notify)
+            return await _run(settings, key, stats, notify, sources)
         from dscall.simulator import SimulatorConfig, start_simulator
 
         async with start_simulator(SimulatorConfig()) as sim:
             call = replace(settings.call, base_url=sim.base_url)
             return await _run(
-                replace(settings, call=call), resolve_api_key(api_key, mock=True), stats, notify
+                replace(settings, call=call),
+                resolve_api_key(api_key, mock=True),
+                stats,
+                notify,
+                sources,
             )
 
 
 async def _run(
-    settings: ProcessSettings, api_key: str | None, stats: RunStats, notify: Notify
+    settings: ProcessSettings,
+    api_key: str | None,
+    stats: RunStats,
+    notify: Notify,
+    sources: Sequence[SourceFile] | None,
 ) -> RunResult:
     run_id = new_run_id()
     traces = open_traces(run_id, settings.prompt.model, stats, notify)  # None: OTEL_* unset
     if traces is None:
-        return await _run_with(settings, api_key, stats, notify, run_id, None)
+        return await _run_with(settings, api_key, stats, notify, run_id, None, sources)
     async with traces:  # the run span, ended (and its spans flushed) after the outputs
-        result = await _run_with(settings, api_key, stats, notify, run_id, traces)
+        result = await _run_with(settings, api_key, stats, notify, run_id, traces, sources)
         traces.ended(result.exit_code, result.stop_reason)
         return result
 
@@ -134,6 +149,7 @@ async def _run_with(
     notify: Notify,
     run_id: str,
     traces: RunTraces | None,
+    sources: Sequence[SourceFile] | None,
 ) -> RunResult:
     from dscall.fdlimit import fit_to_fd_limit
 
@@ -200,6 +216,7 @@ async def _run_with(
                 stats.front,
                 notify,
                 settings.cache,
+                sources,
             ) as front:
                 await engine.run(front.outcomes)
             control.writing = True

@@ -1,0 +1,128 @@
+"""One shard of a run: ``run_shard(settings, rank, world_size) -> ShardResult``.
+
+Synchronous and picklable (settings are frozen dataclasses), so any executor can call it: the
+Ray executor runs one per task; ``world_size = 1`` is the whole run. It runs the same stages as
+a local run (``pipeline.run.run_process``) over the shard's documents, writes its part of the
+dataset, then its completion marker. The cache is the checkpoint: a shard retried after a
+crash pays only for the calls whose answers never arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from dscall import __version__
+from dscall.config import ProcessSettings
+from dscall.errors import EXIT_OK, DscallError
+from dscall.executors.dataset import clear_shard, write_marker
+from dscall.executors.live import pushing
+from dscall.executors.shards import (
+    ShardPlan,
+    part_name,
+    plan_shards,
+    settings_fingerprint,
+    shard_settings,
+)
+from dscall.stats import RunStats
+
+MAX_NOTES = 50  # notes a shard hands back to the driver (skipped files, warnings)
+
+
+@dataclass(slots=True)
+class ShardResult:
+    """How one shard ended, and its figures (the driver sums them into the run's)."""
+
+    rank: int
+    world_size: int
+    exit_code: int
+    rows: int
+    documents: int
+    run_id: str = ""
+    error: str | None = None  # why it stopped or failed: one line, never a secret
+    stats: RunStats = field(default_factory=RunStats)
+    notes: list[str] = field(default_factory=list)
+
+
+def run_shard(
+    settings: ProcessSettings,
+    rank: int,
+    world_size: int,
+    *,
+    plan: ShardPlan | None = None,
+    api_key: str | None = None,
+    board: Any = None,
+) -> ShardResult:
+    """Run shard ``rank`` of ``world_size`` of ``settings`` (whose ``--out`` is the dataset's
+    folder). ``plan``: its documents as the driver discovered them; by default they are
+    discovered here (every shard then lists the inputs itself). ``board``: a Ray actor handle
+    (``executors.live``) to push live figures to."""
+    if plan is None:
+        plan = plan_shards(settings, world_size).shards[rank]
+    folder = settings.output.out
+    fingerprint = settings_fingerprint(settings)
+    clear_shard(folder, plan)
+    result = ShardResult(rank, world_size, EXIT_OK, 0, len(plan.sources))
+    if plan.sources:
+        with pushing(board, rank, result.stats):
+            _run(shard_settings(settings, rank, world_size), plan, api_key, result)
+    if result.error is None:
+        marker = {
+            "dscall_version": __version__,
+            "rank": rank,
+            "world_size": world_size,
+            "part": part_name(rank, world_size) if result.rows else None,
+            "fingerprint": fingerprint,
+            "inputs_digest": plan.inputs_digest,
+            "documents": result.documents,
+            "rows": result.rows,
+            "exit_code": result.exit_code,
+            "run_id": result.run_id,
+            "finished_at": datetime.now(timezone.utc).isoformat(),
+        }
+        write_marker(folder, rank, marker)
+    return result
+
+
+def _run(
+    settings: ProcessSettings, plan: ShardPlan, api_key: str | None, result: ShardResult
+) -> None:
+    from dscall.pipeline.run import run_process
+
+    def note(text: str) -> None:
+        if len(result.notes) < MAX_NOTES:
+            result.notes.append(text)
+
+    try:
+        with _signals_kept():
+            ran = asyncio.run(run_process(settings, api_key, result.stats, note, plan.sources))
+    except DscallError as exc:  # a usage or configuration error: the same on every retry
+        result.exit_code = exc.exit_code
+        result.error = str(exc)
+        return
+    result.stats.finish()
+    result.run_id = ran.run_id
+    result.exit_code = ran.exit_code
+    result.rows = ran.rows_written if ran.published else 0
+    if ran.stop_reason is not None:
+        result.error = str(ran.stop_reason)
+
+
+@contextlib.contextmanager
+def _signals_kept() -> Iterator[None]:
+    """A run leaves SIGINT/SIGTERM ignored when it ends (see ``pipeline.control``); a Ray worker
+    lives on after the task, and its SIGTERM must still stop it."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            with contextlib.suppress(ValueError, TypeError):  # not the main thread
+                signal.signal(sig, handler)
+        sys.stderr.flush()
