@@ -45,6 +45,16 @@ Provider = Annotated[
         rich_help_panel=CALLS,
     ),
 ]
+AllowInsecureHttp = Annotated[
+    bool,
+    typer.Option(
+        # One form only: a pair is wider than 80 columns of --help allow, and an opt-in to
+        # sending the key in clear has nothing to turn off.
+        "--allow-insecure-http",
+        help="Allow sending the key over plain http to a non-local host.",
+        rich_help_panel=CALLS,
+    ),
+]
 Mock = Annotated[
     bool,
     typer.Option(

@@ -9,10 +9,6 @@ and the exit code is 1; the others are still listed.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from dscall import config
 from dscall.cli import call_options
 from dscall.cli.app import app, run
@@ -26,14 +22,7 @@ def models(
     api_key: call_options.ApiKey = None,
     mock: call_options.Mock = False,
     prices: call_options.Prices = None,
-    allow_insecure_http: Annotated[
-        bool,
-        typer.Option(
-            "--allow-insecure-http",
-            help="Allow sending the key over plain http to a non-local host.",
-            rich_help_panel=call_options.CALLS,
-        ),
-    ] = False,
+    allow_insecure_http: call_options.AllowInsecureHttp = False,
 ) -> None:
     """List each endpoint's models with the prices dscall charges them at.
 

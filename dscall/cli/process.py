@@ -189,16 +189,7 @@ def process(
     off_peak: call_options.OffPeak = "any",
     budget_usd: call_options.BudgetUsd = None,
     prices: call_options.Prices = None,
-    allow_insecure_http: Annotated[
-        bool,
-        typer.Option(
-            # One form only: a pair is wider than 80 columns of --help allow, and an opt-in to
-            # sending the key in clear has nothing to turn off.
-            "--allow-insecure-http",
-            help="Allow sending the key over plain http to a non-local host.",
-            rich_help_panel=_CALLS,
-        ),
-    ] = False,
+    allow_insecure_http: call_options.AllowInsecureHttp = False,
     no_preflight: call_options.NoPreflight = False,
     dry_run: Annotated[
         bool,

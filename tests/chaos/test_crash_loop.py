@@ -15,6 +15,7 @@ Two loops, because the places a kill can land are far apart in time:
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,6 +191,11 @@ def test_sigkill_during_extraction_and_mid_call(
     for iteration in range(DOC_KILLS):
         sim.reset_stats()
         during_extraction = iteration % 2 == 0
+        # Every run reads the files again, as a run over changed files does: the manifest of
+        # unchanged files (documents/manifest.py) would otherwise hand them on unread, and
+        # there would be no extraction to kill.
+        for path in doc_corpus.folder.rglob("*"):
+            os.utime(path)
         proc = start_dscall(loop.args("--prompt", PROMPT, "--concurrency", "8"))
         if during_extraction:
             # The pre-flight GET /models is done; extraction of the long PDF is under way.
