@@ -138,10 +138,7 @@ async def _run(
         base.output.include_text,
     )
     async with contextlib.AsyncExitStack() as stack:
-        provider = plan_endpoints(base.call, base.mock).provider
-        path = await open_call_path(
-            stack, base, api_key, run_id, prices, provider, notify, built.models
-        )
+        path = await open_call_path(stack, base, api_key, run_id, prices, notify, built.models)
         engine = build_engine(path, base, stats, plan, prices, budget, notify)
         control.engine = engine
         with signals_stop(control):

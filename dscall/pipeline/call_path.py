@@ -21,7 +21,6 @@ from dscall.calls.endpoint_plan import RunEndpoints, endpoint_key, plan_endpoint
 from dscall.calls.endpoints import Endpoint, body_rewrite
 from dscall.calls.http import HttpBackend
 from dscall.calls.limits import CallLimits
-from dscall.calls.providers import Provider
 from dscall.calls.router import Router
 from dscall.config import ProcessSettings
 from dscall.errors import InsufficientBalance, RunStopped, TransportError, UsageError
@@ -60,7 +59,6 @@ async def open_call_path(
     api_key: str | None,
     run_id: str,
     prices: PriceTable,
-    provider: Provider,
     notify: Notify,
     models: tuple[str, ...] | None = None,
 ) -> CallPath:
@@ -82,14 +80,14 @@ async def open_call_path(
                     key,
                     endpoint_call,
                     pool_size=endpoint.max_concurrency,
-                    provider=provider if not planned.several else endpoint.provider,
+                    provider=endpoint.provider,
                 )
             )
         )
     balance = None
     disabled: dict[str, str] = {}
     if settings.preflight:
-        if planned.several:
+        if call.endpoints:  # each endpoint checked with its own model name and profile
             disabled = await preflight_several(planned, backends, settings, notify, models)
         else:
             info = await preflight(backends[0], settings, notify, models)
@@ -155,7 +153,7 @@ def build_engine(
             priority=spec.priority,
             weight=spec.weight,
             source_index=spec.source_index,
-            rewrite=rewrite if planned.several else None,
+            rewrite=rewrite,
             key_env=spec.key_env,
         )
         endpoint.figures.concurrency_limit = limits.concurrency.limit

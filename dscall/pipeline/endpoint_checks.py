@@ -5,7 +5,8 @@ Pre-flight, per endpoint: a key the endpoint rejects (401) or no balance takes t
 out of the run from the start (one line says so); an endpoint that cannot be reached is only
 warned about (its breaker decides once calls begin: it may be back by then); a model the
 endpoint does not offer is a usage error, as with one endpoint, because it is a mistake in the
-configuration. Every endpoint unusable: the run stops before the first call (exit 3).
+configuration. Every endpoint unusable: the run stops before the first call (exit 3). A run
+with one endpoint that cannot be reached is a usage error, as it always was.
 
 Prices: an endpoint's own ``prices`` (per million tokens at peak; DeepSeek's off-peak factor
 applies only to a ``deepseek`` endpoint), or the price table's for the model name it is sent
@@ -43,6 +44,11 @@ async def preflight_several(
             disabled[spec.name] = disable_reason(exc, spec.key_env)
             continue
         except TransportError as exc:
+            if not planned.several:  # nothing to go on with: a configuration problem, as ever
+                raise UsageError(
+                    f"endpoint {spec.name}: {exc.message} (pre-flight check; check its "
+                    "base_url and the network, or skip the check with --no-preflight)"
+                ) from exc
             notify(
                 f"warning: endpoint {spec.name}: {exc.message} (pre-flight check); it takes "
                 "calls once it answers"
@@ -72,8 +78,6 @@ def endpoint_prices(
     """The endpoints priced otherwise than the run's table for the run's model: name ->
     (table, the name the run's model is priced as there; None: as asked)."""
     special: dict[str, tuple[PriceTable, str | None]] = {}
-    if not planned.several:
-        return special
     for spec in planned.endpoints:
         if spec.prices is not None:
             hit, miss, output = spec.prices
@@ -90,7 +94,7 @@ def dearest_prices(planned: RunEndpoints, prices: PriceTable, run_model: str) ->
     prices are dearer than its price for the run's model, those (a reservation must cover
     whichever endpoint a call ends up on)."""
     own = [spec.prices for spec in planned.endpoints if spec.prices is not None]
-    if not planned.several or not own:
+    if not own:
         return prices
     base = prices.models.get(run_model)
     rates = [(base.input_cache_hit, base.input_cache_miss, base.output)] if base else []

@@ -196,7 +196,7 @@ async def _run_with(
     }
     control = RunControl(notify)
     async with contextlib.AsyncExitStack() as stack:
-        path = await open_call_path(stack, settings, api_key, run_id, prices, provider, notify)
+        path = await open_call_path(stack, settings, api_key, run_id, prices, notify)
         # The writers are closed (published) by hand below; on any way out before that, the
         # stack drops their temporary files and the previous outputs stay as they were.
         opened = open_plan(

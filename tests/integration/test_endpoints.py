@@ -448,3 +448,44 @@ def test_calls_in_flight_follow_the_growing_limits(tmp_path: Path) -> None:
         most = a.stats()["max_in_flight"] + b.stats()["max_in_flight"]
         assert most > 8, most  # the limits grew, and the calls on the wire with them
         assert stats.concurrency_max > 4
+
+
+def test_one_configured_endpoint_keeps_its_model_profile_and_prices(tmp_path: Path) -> None:
+    # One [[endpoints]] table is an endpoint like any other: its model name, its provider
+    # profile and its prices hold, as they do when it is one of several.
+    with SimulatorThread(
+        SimulatorConfig(reject_unknown_fields=True, keep_requests=500, models=("ds-local",))
+    ) as local:
+        settings = settings_for(
+            tmp_path,
+            [
+                EndpointSettings(
+                    "vllm",
+                    local.base_url,
+                    provider="openai",
+                    model="ds-local",
+                    prices=(0.0, 0.0, 0.0),
+                )
+            ],
+            docs=6,
+        )
+        result, stats, _ = run(settings)
+        assert result.exit_code == EXIT_OK, result.stop_reason
+        sent = local.requests()
+        assert sent, "the endpoint got no calls"
+        assert {body["model"] for body in sent} == {"ds-local"}
+        assert all("thinking" not in body for body in sent)
+        rows = read_rows(settings.output.out)
+        assert {row["endpoint"] for row in rows} == {"vllm"}
+        assert all(row["cost_usd"] == 0.0 for row in rows)  # its own prices, not the table's
+        assert stats.cost_usd == 0.0
+
+
+def test_one_configured_endpoint_that_cannot_be_reached_is_a_usage_error(tmp_path: Path) -> None:
+    from dscall.errors import UsageError
+
+    with SimulatorThread(SimulatorConfig()) as gone:
+        dead = gone.base_url
+    settings = settings_for(tmp_path, [EndpointSettings("only", dead)], docs=2)
+    with pytest.raises(UsageError, match=r"endpoint only: .*\(pre-flight check"):
+        run(settings)
