@@ -153,9 +153,8 @@ class AttemptSender:
             limits.release("error")
             if not multi:
                 raise  # one endpoint: the run stops (after_error's "stop")
-            action = after_error(exc, others_left=self._others_left(endpoint))
-            router.disable(endpoint, disable_reason(exc, endpoint.key_env))
-            if action == "disable":
+            left = router.disable(endpoint, disable_reason(exc, endpoint.key_env))
+            if after_error(exc, others_left=left) == "disable":
                 raise Rerouted(endpoint.name) from exc
             router.check_alive()  # none left: NoEndpointLeft, naming every endpoint's reason
             raise
@@ -214,9 +213,6 @@ class AttemptSender:
                     endpoint=endpoint.name,
                     endpoint_host=endpoint.backend.host,
                 )
-
-    def _others_left(self, endpoint: Endpoint) -> bool:
-        return any(e is not endpoint and e.disabled is None for e in self.router.endpoints)
 
     def _after_multi(self, endpoint: Endpoint, before: str) -> None:
         """Figures of a run with several endpoints, and the router told what changed."""

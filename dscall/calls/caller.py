@@ -104,7 +104,6 @@ class ChunkCaller:
         for endpoint in router.endpoints:
             names.setdefault(endpoint.source_index, endpoint.name)
         self._source_names = tuple(names.get(i, "") for i in range(max(names) + 1))
-        self._first_name = router.first.name
 
     def _count_retry(self, *_: object) -> None:
         self._stats.retries += 1
@@ -215,7 +214,15 @@ class ChunkCaller:
             else:
                 if reused is not None:  # another run paid for it
                     outcome = CallOutcome(
-                        reused, None, None, 0, True, 0.0, started, time.time(), self._first_name
+                        reused,
+                        None,
+                        None,
+                        0,
+                        True,
+                        0.0,
+                        started,
+                        time.time(),
+                        self._source_names[0],
                     )
                 else:
                     answered = trail.endpoint

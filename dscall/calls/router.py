@@ -55,10 +55,6 @@ class Router:
         self._reasons: dict[str, str] = {}
         self._spare = False  # the last pick left another slot free
 
-    @property
-    def first(self) -> Endpoint:
-        return self.endpoints[0]
-
     async def take(self, reserved: int, avoid: Endpoint | None, stop: StopCheck) -> Endpoint:
         """An endpoint whose slot (and ``reserved`` tpm tokens) this attempt now holds, with
         its breaker letting the request through. Raises ``stop()``'s reason, or the run's end
