@@ -7,8 +7,9 @@ rpm/tpm buckets and circuit breaker, so one endpoint's 429s or outage never slow
 The requests of a run are built once (calls/request.py), for the first endpoint's provider
 profile and the run's ``--model``. An endpoint that names the model otherwise (a vLLM box
 serving the HF repo id) or has the other profile (``thinking`` sent or not) gets the body
-rewritten for it at send time (``adapt``): the cache key stays that of the logical request, so
-only the cache group decides which endpoints share answers.
+rewritten for it at send time: the cache key stays that of the logical request, so
+only the cache group decides which endpoints share answers. ``calls/attempt.py`` applies
+``Endpoint.rewrite`` to each attempt's request.
 """
 
 from __future__ import annotations
@@ -104,10 +105,6 @@ class Endpoint:
         self.disabled: str | None = None  # why it takes no more calls
         self.current = 0.0  # smooth weighted round robin's running score (calls/router.py)
         self.figures = EndpointFigures(priority=priority)
-
-    def adapt(self, request: CallRequest) -> CallRequest:
-        """``request`` as this endpoint takes it."""
-        return request if self.rewrite is None else self.rewrite(request)
 
     def __repr__(self) -> str:
         return f"Endpoint({self.name!r})"
