@@ -98,6 +98,7 @@ class AdaptiveConcurrency:
         "_throttled",
         "_waiters",
         "_waiting",
+        "cuts",
         "maximum",
         "minimum",
     )
@@ -145,6 +146,7 @@ class AdaptiveConcurrency:
         self._overloaded = 0
         self._need_throttled = max(1, math.ceil(AIMD_THROTTLE_SHARE * window))
         self._need_overloaded = max(1, math.ceil(AIMD_OVERLOAD_SHARE * window))
+        self.cuts = 0  # cuts on this limiter's own throttles (a cluster tells the others)
 
     @property
     def limit(self) -> int:
@@ -214,6 +216,19 @@ class AdaptiveConcurrency:
         if self._waiting:
             self._wake()
 
+    def set_maximum(self, maximum: int) -> None:
+        """Move the ceiling (a shard's share of a cluster-wide limit, ``dscall.executors``).
+        Lowered below ``in_flight``, nobody new starts until enough requests finish."""
+        maximum = max(1, maximum)
+        self.maximum = maximum
+        self.minimum = min(self.minimum, maximum)
+        self._limit = min(self._limit, maximum)
+
+    def peer_cut(self) -> None:
+        """Another shard of the run was throttled by the same endpoint: cut as if this one
+        had been (the same once-per-round-trip and interval rules hold)."""
+        self._cut(own=False)
+
     def cancel_slot(self) -> None:
         """Give back a slot that was acquired but never used (no outcome to learn from)."""
         self._free_slot()
@@ -250,12 +265,14 @@ class AdaptiveConcurrency:
                 # throttle: whatever refused it has eased (a storm that passed), probe faster.
                 self._step *= 2
 
-    def _cut(self) -> None:
+    def _cut(self, own: bool = True) -> None:
         if self._drain > 0:
             return
         now = self._clock()
         if now < self._cut_at + AIMD_CUT_INTERVAL_S:
             return
+        if own:
+            self.cuts += 1
         # The throttled request has left _in_flight: what remains is what the server took.
         refused = min(self._limit, self._in_flight + 1)
         new = max(self.minimum, min(int(self._limit * AIMD_DECREASE_FACTOR), self._in_flight))

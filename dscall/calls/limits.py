@@ -70,6 +70,13 @@ class TokenBucket:
         finally:
             self._queued -= 1
 
+    def set_rate(self, per_minute: float) -> None:
+        """A new rate (a shard's share of a cluster-wide one), the bucket one minute of it."""
+        self._refill()
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self._level = min(self._level, self.capacity)
+
     def correct(self, reserved: float, actual: float) -> None:
         """Settle a reservation with what was really used: refund or debit the difference."""
         self._refill()

@@ -21,6 +21,7 @@ from typing import Any
 from dscall.config import ProcessSettings
 from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, EXIT_USAGE, UsageError
 from dscall.executors.dataset import clear_shard, is_done, prepare_folder
+from dscall.executors.limit_board import LimitBoard, board_limits
 from dscall.executors.live import PUSH_INTERVAL_S, ProgressBoard, show
 from dscall.executors.merge import merge_into
 from dscall.executors.shard import ShardResult, run_shard
@@ -183,6 +184,10 @@ def _run_shards(
         notify(f"{len(result.shards)} of {result.world_size} shards already done: skipped")
     task = ray.remote(run_shard)
     board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+    limits = ray.remote(num_cpus=0)(LimitBoard).remote(
+        # A shard without documents never joins: it holds nothing
+        *board_limits(settings, [s.rank for s in todo if s.sources], result.world_size)
+    )
     pending: dict[Any, int] = {}
     for shard in todo:
         clear_shard(folder, shard)  # the task clears it too; this covers a task never started
@@ -193,7 +198,13 @@ def _run_shards(
             retry_exceptions=False,
         )
         ref = options.remote(
-            settings, shard.rank, shard.world_size, plan=shard, api_key=api_key, board=board
+            settings,
+            shard.rank,
+            shard.world_size,
+            plan=shard,
+            api_key=api_key,
+            board=board,
+            limits=limits,
         )
         pending[ref] = shard.rank
     finished = RunStats()  # the shards that ended; shown with the live figures of the others
@@ -214,6 +225,7 @@ def _run_shards(
         for ref in pending:  # interrupted: the shards still running are stopped
             ray.cancel(ref, force=True)
         ray.kill(board)
+        ray.kill(limits)
     result.shards.sort(key=lambda shard: shard.rank)
 
 

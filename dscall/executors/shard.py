@@ -22,6 +22,7 @@ from dscall import __version__
 from dscall.config import ProcessSettings
 from dscall.errors import EXIT_OK, DscallError
 from dscall.executors.dataset import clear_shard, write_marker
+from dscall.executors.limit_board import holds_limits
 from dscall.executors.live import pushing
 from dscall.executors.shards import (
     ShardPlan,
@@ -58,11 +59,13 @@ def run_shard(
     plan: ShardPlan | None = None,
     api_key: str | None = None,
     board: Any = None,
+    limits: Any = None,
 ) -> ShardResult:
     """Run shard ``rank`` of ``world_size`` of ``settings`` (whose ``--out`` is the dataset's
     folder). ``plan``: its documents as the driver discovered them; by default they are
     discovered here (every shard then lists the inputs itself). ``board``: a Ray actor handle
-    (``executors.live``) to push live figures to."""
+    (``executors.live``) to push live figures to. ``limits``: the run's ``LimitBoard`` actor
+    (``executors.limit_board``), which holds the limits and the budget for all shards."""
     if plan is None:
         plan = plan_shards(settings, world_size).shards[rank]
     folder = settings.output.out
@@ -71,7 +74,9 @@ def run_shard(
     result = ShardResult(rank, world_size, EXIT_OK, 0, len(plan.sources))
     if plan.sources:
         with pushing(board, rank, result.stats):
-            _run(shard_settings(settings, rank, world_size), plan, api_key, result)
+            held = limits is not None and holds_limits(settings)
+            split = shard_settings(settings, rank, world_size, held)
+            _run(split, plan, api_key, result, limits)
     if result.error is None:
         marker = {
             "dscall_version": __version__,
@@ -91,8 +96,13 @@ def run_shard(
 
 
 def _run(
-    settings: ProcessSettings, plan: ShardPlan, api_key: str | None, result: ShardResult
+    settings: ProcessSettings,
+    plan: ShardPlan,
+    api_key: str | None,
+    result: ShardResult,
+    limits: Any,
 ) -> None:
+    from dscall.executors.cluster_link import ClusterLink
     from dscall.pipeline.run import run_process
 
     def note(text: str) -> None:
@@ -101,7 +111,10 @@ def _run(
 
     try:
         with _signals_kept():
-            ran = asyncio.run(run_process(settings, api_key, result.stats, note, plan.sources))
+            cluster = None if limits is None else ClusterLink(limits, plan.rank, note)
+            ran = asyncio.run(
+                run_process(settings, api_key, result.stats, note, plan.sources, cluster)
+            )
     except DscallError as exc:  # a usage or configuration error: the same on every retry
         result.exit_code = exc.exit_code
         result.error = str(exc)

@@ -122,11 +122,18 @@ def marker_name(rank: int) -> str:
     return f"_SHARD-{rank:05d}.json"
 
 
-def shard_settings(settings: ProcessSettings, rank: int, world_size: int) -> ProcessSettings:
+def shard_settings(
+    settings: ProcessSettings, rank: int, world_size: int, held: bool = False
+) -> ProcessSettings:
     """``settings`` as shard ``rank`` of ``world_size`` runs them: its own part of ``--out``
     (a folder), its share of the limits, one extraction worker (a shard is one CPU's task), no
     summary or metrics files of its own (the driver writes them for the whole run), and its rank
-    in the audit log's caller."""
+    in the audit log's caller.
+
+    ``held``: the run's limit board (``executors.limit_board``) holds the limits for all
+    shards and moves each one's share as it runs. The limits are then kept whole here (its
+    connection pool and windows can grow to what it borrows); the board sets the shard's
+    share before its first call. Only ``--concurrency``, where its limiter starts, is split."""
     out = settings.output
     folder = out.out
     from dscall.output.audit import default_caller
@@ -144,7 +151,9 @@ def shard_settings(settings: ProcessSettings, rank: int, world_size: int) -> Pro
             metrics_port=None,
             metrics_textfile=None,
         ),
-        call=_shared_call(settings.call, world_size),
+        call=_started_call(settings.call, world_size)
+        if held
+        else _shared_call(settings.call, world_size),
         extract=extract,
         budget_usd=None if settings.budget_usd is None else settings.budget_usd / world_size,
         caller=caller,
@@ -157,6 +166,10 @@ def _share(value: int, world_size: int) -> int:
 
 def _share_or_none(value: int | None, world_size: int) -> int | None:
     return None if value is None else _share(value, world_size)
+
+
+def _started_call(call: CallSettings, world_size: int) -> CallSettings:
+    return replace(call, concurrency=max(1, math.ceil(call.concurrency / world_size)))
 
 
 def _shared_call(call: CallSettings, world_size: int) -> CallSettings:

@@ -25,6 +25,9 @@ from dscall.types import CallRequest
 UNBOUNDED_OUTPUT_TOKENS = 8192
 
 Clock = Callable[[], datetime]
+# More budget for this run's share when a hold would pass it (a shard asking the cluster's
+# board, ``dscall.executors.limit_board``): the amount granted, or raises BudgetExhausted.
+TopUp = Callable[[float], float]
 
 
 def utc_now() -> datetime:
@@ -50,6 +53,7 @@ class Budget:
         self.spent_usd = 0.0
         self.reserved_usd = 0.0
         self._lookahead = timedelta(seconds=lookahead_s)
+        self.top_up: TopUp | None = None
 
     def check_model(self, model: str) -> None:
         """A model the budget cannot price is a usage error (its calls would be free to it)."""
@@ -83,7 +87,11 @@ class Budget:
     def hold(self, amount: float, what: str) -> float:
         """Reserve ``amount``; raises ``BudgetExhausted`` if it would take spent + reserved
         past the limit. ``what`` names it in that message."""
-        if self.spent_usd + self.reserved_usd + amount > self.limit_usd:
+        over = self.spent_usd + self.reserved_usd + amount - self.limit_usd
+        if over > 0 and self.top_up is not None:
+            self.limit_usd += self.top_up(over)
+            over = self.spent_usd + self.reserved_usd + amount - self.limit_usd
+        if over > 0:
             raise BudgetExhausted(
                 f"budget of ${self.limit_usd:.4f} reached: ${self.spent_usd:.4f} spent, "
                 f"${self.reserved_usd:.4f} in flight or held, {what} up to ${amount:.4f}"

@@ -33,6 +33,7 @@ from dscall.plans.base import NO_JOBS, Job, Plan
 from dscall.types import ExtractOutcome
 
 if TYPE_CHECKING:
+    from dscall.calls.endpoints import Endpoint
     from dscall.traces.spans import RunTraces
 
 
@@ -57,6 +58,11 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._feeder: asyncio.Future[None] | None = None
         self.stop_reason: RunStopped | None = None
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """The endpoints the calls go to (a cluster executor moves their limits)."""
+        return self._caller.router.endpoints
 
     def request_stop(self, reason: RunStopped) -> None:
         """Stop dispatching; requests already sent finish and are written."""

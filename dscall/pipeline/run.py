@@ -46,6 +46,7 @@ from dscall.stats import RunStats, StepFigures
 from dscall.traces import open_traces
 
 if TYPE_CHECKING:
+    from dscall.pipeline.cluster_hook import ClusterHook
     from dscall.traces.spans import RunTraces
 from dscall.types import SourceFile
 
@@ -97,10 +98,12 @@ async def run_process(
     stats: RunStats,
     notify: Notify,
     sources: Sequence[SourceFile] | None = None,
+    cluster: ClusterHook | None = None,
 ) -> RunResult:
     """Run ``dscall process``; with ``settings.mock``, against an in-process simulator.
     ``sources``: the documents to read, discovered already (a shard's, ``dscall.executors``);
-    by default ``settings.inputs`` are discovered."""
+    by default ``settings.inputs`` are discovered. ``cluster``: the shard's hold on the
+    cluster's limits and budget (``pipeline.cluster_hook``)."""
     check_outputs(output_paths(settings.output), settings.inputs, settings.output.force)
     from dscall.output.lock import OutputLock
 
@@ -111,7 +114,7 @@ async def run_process(
         if not settings.mock:
             # With several endpoints, each one's key comes from its own variable.
             key = api_key if settings.call.endpoints else resolve_api_key(api_key, mock=False)
-            return await _run(settings, key, stats, notify, sources)
+            return await _run(settings, key, stats, notify, sources, cluster)
         from dscall.simulator import SimulatorConfig, start_simulator
 
         async with start_simulator(SimulatorConfig()) as sim:
@@ -122,6 +125,7 @@ async def run_process(
                 stats,
                 notify,
                 sources,
+                cluster,
             )
 
 
@@ -131,13 +135,14 @@ async def _run(
     stats: RunStats,
     notify: Notify,
     sources: Sequence[SourceFile] | None,
+    cluster: ClusterHook | None = None,
 ) -> RunResult:
     run_id = new_run_id()
     traces = open_traces(run_id, settings.prompt.model, stats, notify)  # None: OTEL_* unset
     if traces is None:
-        return await _run_with(settings, api_key, stats, notify, run_id, None, sources)
+        return await _run_with(settings, api_key, stats, notify, run_id, None, sources, cluster)
     async with traces:  # the run span, ended (and its spans flushed) after the outputs
-        result = await _run_with(settings, api_key, stats, notify, run_id, traces, sources)
+        result = await _run_with(settings, api_key, stats, notify, run_id, traces, sources, cluster)
         traces.ended(result.exit_code, result.stop_reason)
         return result
 
@@ -150,6 +155,7 @@ async def _run_with(
     run_id: str,
     traces: RunTraces | None,
     sources: Sequence[SourceFile] | None,
+    cluster: ClusterHook | None,
 ) -> RunResult:
     from dscall.fdlimit import fit_to_fd_limit
 
@@ -205,6 +211,9 @@ async def _run_with(
         writers = opened.writers
         engine = build_engine(path, settings, stats, opened.plan, prices, budget, notify, traces)
         control.engine = engine
+        if cluster is not None:  # a shard of a cluster's run: held to its share from here
+            limits = [endpoint.limits for endpoint in engine.endpoints]
+            await stack.enter_async_context(cluster.attached(engine, limits, budget))
         # Installed until the outputs are published: an interrupt during the final write
         # must not abandon what finished (it is only acknowledged).
         with signals_stop(control):

@@ -93,3 +93,24 @@ def test_balance_watch_prices_input_at_the_current_time(
     watch = BalanceWatch(0.20, prices, warnings.append, clock=Clock(now))
     watch.add(_request(MILLION, 0))
     assert bool(warnings) is warned
+
+
+def test_a_hold_past_the_limit_asks_for_more_first(prices: PriceTable) -> None:
+    budget = Budget(1.0, prices, "deepseek-flash", clock=Clock(SATURDAY_NOON))
+    asked: list[float] = []
+
+    def top_up(need: float) -> float:
+        asked.append(need)
+        if len(asked) > 1:
+            raise BudgetExhausted("the run's budget is reached")
+        return need + 0.5
+
+    budget.top_up = top_up
+    budget.hold(0.8, "first")
+    budget.hold(0.5, "second")  # 0.3 over: granted 0.8 more
+    assert asked == [pytest.approx(0.3)]
+    assert budget.limit_usd == pytest.approx(1.8)
+    budget.hold(0.4, "third")  # fits the new limit: nothing asked
+    with pytest.raises(BudgetExhausted, match="run's budget"):
+        budget.hold(0.5, "fourth")
+    assert budget.reserved_usd == pytest.approx(1.7)

@@ -566,3 +566,49 @@ async def test_call_limits_cancel_gives_everything_back(fake_time: FakeTime) -> 
     assert limits.rpm.level == pytest.approx(60)
     assert limits.tpm.level == pytest.approx(6000)
     assert limits.concurrency.limit == 8
+
+
+# --- moved by a cluster's limit board (dscall.executors.limit_board) --------------------------
+
+
+async def test_a_lowered_maximum_holds_new_requests_until_the_wire_drains(
+    fake_time: FakeTime,
+) -> None:
+    limiter = AdaptiveConcurrency(8, 8, clock=fake_time.clock)
+    await _fill(limiter, 8)
+    limiter.set_maximum(3)
+    assert (limiter.limit, limiter.maximum) == (3, 3)
+    assert not limiter.try_acquire()
+    for _ in range(6):
+        limiter.release("ok")
+    assert limiter.in_flight == 2
+    assert limiter.try_acquire()
+    assert not limiter.try_acquire()
+    limiter.set_maximum(16)  # raised: the limit grows to it as answers come, not at once
+    assert (limiter.limit, limiter.maximum) == (3, 16)
+
+
+async def test_a_peer_cut_cuts_once_and_is_not_counted_as_its_own(fake_time: FakeTime) -> None:
+    limiter = AdaptiveConcurrency(100, 256, clock=fake_time.clock)
+    await _fill(limiter, 100)
+    limiter.peer_cut()
+    assert limiter.limit == 80
+    limiter.peer_cut()  # the same round trip: no second cut
+    assert (limiter.limit, limiter.cuts) == (80, 0)
+    for _ in range(100):
+        limiter.release("ok")
+    fake_time.now += 60
+    await _fill(limiter, 80)
+    for _ in range(NEED_429):
+        limiter.release("throttled")
+    assert limiter.cuts == 1
+
+
+async def test_a_bucket_takes_a_new_rate(fake_time: FakeTime) -> None:
+    bucket = TokenBucket(600, clock=fake_time.clock, sleep=fake_time.sleep)
+    await bucket.acquire(100)
+    bucket.set_rate(60)
+    assert (bucket.capacity, bucket.level) == (60.0, 60.0)  # never more than a minute of it
+    await bucket.acquire(60)
+    fake_time.now += 30
+    assert bucket.level == pytest.approx(30.0)
