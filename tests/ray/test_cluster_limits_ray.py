@@ -5,6 +5,7 @@ is the run's: a busy shard spends what a light one left, and running out stops e
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.integration.conftest import Workspace, document_text, invoke
 from tests.ray.test_ray_executor import dataset_args
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
+ray = pytest.importorskip("ray")
 
 
 def uneven_corpus(folder: Path, heavy: int, light: int, paragraphs: int = 1) -> Path:
@@ -98,3 +100,47 @@ def test_running_out_of_the_runs_budget_stops_every_shard(
     for shard in shards:
         assert shard["exit_code"] == 3, shard
         assert "budget" in (shard["error"] or ""), shard
+
+
+class StopRecorder:
+    """What a shard's link stops: the engine's ``request_stop``, recorded."""
+
+    def __init__(self) -> None:
+        self.stop_reason: object = None
+
+    def request_stop(self, reason: object) -> None:
+        self.stop_reason = reason
+
+
+async def test_a_throttle_cut_on_one_shard_cuts_the_others_through_the_board(
+    ray_cluster: str,
+) -> None:
+    from dscall.calls.limits import CallLimits
+    from dscall.executors.cluster_link import SYNC_INTERVAL_S, ClusterLink
+    from dscall.executors.limit_board import LimitBoard
+
+    ray.init(address=ray_cluster, include_dashboard=False, log_to_driver=False)
+    try:
+        board = ray.remote(num_cpus=0)(LimitBoard).remote([0, 1], 2, 16)
+        throttled, other = CallLimits(8, 16), CallLimits(8, 16)
+        notes: list[str] = []
+        async with (
+            ClusterLink(board, 0, notes.append).attached(StopRecorder(), [throttled], None),  # type: ignore[arg-type]
+            ClusterLink(board, 1, notes.append).attached(StopRecorder(), [other], None),  # type: ignore[arg-type]
+        ):
+            for limits in (throttled, other):
+                for _ in range(8):
+                    await limits.acquire(0)
+            for _ in range(8):
+                throttled.release("throttled")
+            assert throttled.concurrency.cuts == 1
+            assert other.concurrency.limit == 8
+            for _ in range(50):
+                await asyncio.sleep(SYNC_INTERVAL_S)
+                if other.concurrency.limit < 8:
+                    break
+            assert other.concurrency.limit == 6  # 0.8 of 8: one cut, passed on once
+            assert other.concurrency.cuts == 0  # not its own: not passed on again
+        assert notes == []
+    finally:
+        ray.shutdown()
