@@ -230,11 +230,11 @@ async def test_progress_keeps_a_big_file_alive_past_the_time_limit(tmp_path: Pat
     path = tmp_path / "long.txt"
     text = _big_text(4_000)
     with open(path, "w", encoding="utf-8") as handle:
-        for _ in range(48 * 2**20 // len(text.encode()) + 1):
+        for _ in range(64 * 2**20 // len(text.encode()) + 1):
             handle.write(text)
-    # A 1M-character window takes up to 0.3 s on a quiet machine: 2 s leaves room for a busy
-    # one, and the whole file still takes several times that.
-    timeout = 2.0
+    # A 1M-character window takes up to 0.3 s on a quiet machine: 1.5 s leaves room for a busy
+    # one, and the whole file (64 MB) still takes about twice that on a quiet one.
+    timeout = 1.5
     async with ExtractionPool(ExtractSettings(timeout_s=timeout), CHUNKS, workers=1) as pool:
         outcome = await pool.process(_source(path))
         reports = pool.progress_reports
