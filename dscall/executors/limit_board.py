@@ -172,6 +172,14 @@ class LimitBoard:
         self._shards[rank].lease_usd += granted
         return granted
 
+    def lost(self, rank: int) -> None:
+        """``rank`` failed for good (the driver saw its retries run out): its slots and rates go
+        to the others; its lease stays counted, as it may have been spent."""
+        shard = self._shards.get(rank)
+        if shard is not None:
+            shard.done = True
+            shard.held = shard.demand = 0
+
     def stop_reason(self) -> str | None:
         return self._stop
 

@@ -215,8 +215,11 @@ def _run_shards(
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=PUSH_INTERVAL_S)
             if ready:
                 rank = pending.pop(ready[0])
-                result.shards.append(_collect(ray, ready[0], rank, finished, notify))
+                outcome = _collect(ray, ready[0], rank, finished, notify)
+                result.shards.append(outcome)
                 board.drop.remote(rank)
+                if outcome.state == "lost":  # it never said it was done: its slots go back
+                    limits.lost.remote(rank)
             else:
                 live = ray.get(board.snapshot.remote())
             running = set(pending.values())

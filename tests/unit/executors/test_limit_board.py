@@ -170,3 +170,14 @@ def test_a_retried_shard_gets_slots_that_nobody_holds() -> None:
     assert retry.cap is not None
     assert retry.cap >= 1
     assert board.held() <= 8
+
+
+def test_a_shard_lost_for_good_gives_its_slots_back_but_not_its_lease() -> None:
+    board = LimitBoard([0, 1], 2, 8, budget_usd=1.0)
+    board.join(0), board.join(1)
+    board.top_up(1, 0.7)
+    board.lost(1)
+    assert board.held() == 4
+    reply = board.sync(ShardReport(0, 4, 4, 20, 0, 0.0, False, 0.0))
+    assert reply.cap == 8
+    assert board.top_up(0, 0.4) == 0.0
