@@ -61,7 +61,10 @@ def test_version_has_a_short_form() -> None:
     assert result.stdout.startswith("dscall ")
 
 
-def test_completion_options_are_offered() -> None:
+def test_completion_options_are_offered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Typer's own switch for tests: `--show-completion SHELL` instead of finding the shell in
+    # the process tree (there is none in a detached CI job).
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     text = _help(())
     assert "--install-completion" in text
     assert "--show-completion" in text
