@@ -58,7 +58,9 @@ def _install_on(command: Any, table: str) -> None:
         param.show_envvar = True
     takes_key = False
     for param in command.params:
-        if param.name == "api_key":
+        # mock-server's --api-key is the key the simulator asks for, not one dscall sends:
+        # never read from DEEPSEEK_API_KEY.
+        if param.name == "api_key" and table not in config_keys.TABLE_ONLY:
             param.envvar = API_KEY_ENV
             param.show_envvar = True
             param.resolve_envvar_value = _api_key_from_env
