@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ from dscall import config
 from dscall.cli.app import app, run
 from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from dscall.secret_urls import public_url
+
+if TYPE_CHECKING:
+    from dscall.cli.cache_stores import StoreStats
 
 cache_app = typer.Typer(
     name="cache",
@@ -117,7 +120,7 @@ def stats(
     run(command)
 
 
-def _other_stats(directory: Path, cache_url: str | None) -> list[Any]:
+def _other_stats(directory: Path, cache_url: str | None) -> list[StoreStats]:
     from dscall.cli import cache_stores
 
     found = [cache_stores.manifest_stats(directory)]
