@@ -3,8 +3,9 @@
 The values are not worked out again here: each command's context is built as a run would build
 it (``--config`` and all), and Click says where each value came from
 (``ctx.get_parameter_source``): ``default``, ``env DSCALL_X``, or the file and line of the
-key. ``process`` is shown whole, ``chunks`` and ``compare`` where they differ from it. The API
-key is shown as set or not set, never its value.
+key. ``process`` is shown whole, ``chunks``, ``compare`` and ``cache`` where they differ from it,
+``mock-server`` (whose settings only its own table sets) whole. The API key is shown as set or
+not set, never its value.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ class Shown:
 
 @config_app.command("show")
 def show(ctx: typer.Context) -> None:
-    """Print every setting of process (and of chunks and compare where they differ), its
-    value and where it came from: the file and line of its key, env DSCALL_X, or
-    default.
+    """Print every setting of process (and of chunks, compare and cache where they differ,
+    and of mock-server), its value and where it came from: the file and line of its key,
+    env DSCALL_X, or default.
     Precedence: flag > environment > project file (./dscall.toml or --config) > user file >
     default.
 
@@ -73,11 +74,19 @@ def _sections(ctx: typer.Context) -> list[tuple[str, list[Shown]]]:
         command = root.commands[name]
         with command.make_context(name, [*args, "."], parent=ctx.find_root()) as sub:
             shown[name] = _settings(sub, command)
+    # cache: its stats (clear takes the same settings); mock-server: no input to name.
+    cache = root.commands["cache"].commands["stats"]
+    with cache.make_context("stats", list(args), parent=ctx.find_root()) as sub:
+        shown["cache"] = _settings(sub, cache)
+    mock = root.commands["mock-server"]
+    with mock.make_context("mock-server", list(args), parent=ctx.find_root()) as sub:
+        mock_server = _settings(sub, mock)
     first = {row.key: row for row in shown["process"]}
     sections = [("process", shown["process"])]
-    for name in config_keys.COMMANDS[1:]:
+    for name in [*config_keys.COMMANDS[1:], "cache"]:
         differ = [row for row in shown[name] if first.get(row.key) != row]
         sections.append((f"{name} (where it differs from process)", differ))
+    sections.append(("mock-server", mock_server))
     return sections
 
 
@@ -96,7 +105,8 @@ def _settings(ctx: Any, command: Any) -> list[Shown]:
         if key == "cache-url" and value:  # its password is a secret
             value = public_url(value)
         rows.append(Shown(key, _toml(value), where))
-    if any(param.name == "api_key" for param in command.params):
+    sends = getattr(command, config_keys.TABLE_ATTR, "") not in config_keys.TABLE_ONLY
+    if sends and any(param.name == "api_key" for param in command.params):
         variable, said = ctx.meta[config_params.KEY_ENV_KEY]
         rows.append(Shown(config_keys.API_KEY_ENV_KEY, _toml(variable), said))
         key_set = bool(ctx.params.get("api_key"))  # the value itself is never shown

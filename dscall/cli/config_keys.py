@@ -3,10 +3,11 @@ values against the options, and the default map Click reads them from (SPEC §12
 
 An option's key is its long flag without the dashes (``--max-concurrency`` ->
 ``max-concurrency``; ``max_concurrency`` is read as the same key) and its environment variable
-``DSCALL_`` and the key in capitals (``DSCALL_MAX_CONCURRENCY``). Top-level keys apply to
-every command that has the option; a ``[process]``, ``[chunks]`` or ``[compare]`` table
-overrides them for that command. Click does the precedence (flag > environment > default map >
-default): the default map is the user file's keys with the project file's over them.
+``DSCALL_`` and the key in capitals (``DSCALL_MAX_CONCURRENCY``). Top-level keys apply to every
+command that has the option; a ``[process]``, ``[chunks]``, ``[compare]`` or ``[cache]`` table
+overrides them for that command; ``[mock-server]`` alone sets the simulator's (``TABLES``).
+Click does the precedence (flag > environment > default map > default): the default map is the
+user file's keys with the project file's over them.
 """
 
 from __future__ import annotations
@@ -21,8 +22,20 @@ from dscall.cli.config_file import TABLE_KINDS, SettingsFile, SettingsFiles
 from dscall.config import API_KEY_ENV
 from dscall.errors import UsageError
 
-# The commands that read settings files, each also a table name.
+# The commands whose settings `config show` lists, each also a table name.
 COMMANDS = ("process", "chunks", "compare")
+# Every table of settings a file may hold: those, and two commands with fewer settings.
+# mock-server's options are the simulated server's (its --max-concurrency or --rpm are not the
+# client's): only its own table sets them, never a top-level key, and their variables are
+# DSCALL_MOCK_SERVER_*. cache stats|clear take only where the cache is: top-level cache-dir
+# and cache-url apply to them as to process; what to clear, and the --yes that skips asking,
+# are said on the command line only.
+TABLES = (*COMMANDS, "cache", "mock-server")
+TABLE_ONLY = frozenset({"mock-server"})
+_ONLY_KEYS = {"cache": frozenset({"cache-dir", "cache-url"})}
+# On a command: the table its settings come from; "" for a command that reads and checks the
+# files (it takes --config) but has no settings of its own (show, export, config show).
+TABLE_ATTR = "_dscall_table"
 API_KEY_ENV_KEY = "api-key-env"  # names the variable holding the key; not an option
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NOT_SETTINGS = {"help", "config", "api_key"}  # the key itself: only ever from the env
@@ -43,13 +56,38 @@ def normal(key: str) -> str:
 
 def settings_params(command: Any) -> dict[str, Any]:
     """The options of ``command`` that a file may set, by key."""
+    table = getattr(command, TABLE_ATTR, None)
+    if table == "":
+        return {}
+    only = _ONLY_KEYS.get(table or "")
     return {
         option_key(param): param
         for param in command.params
         if getattr(param, "param_type_name", "") == "option"
         and param.name not in _NOT_SETTINGS
         and param.expose_value
+        and (only is None or option_key(param) in only)
     }
+
+
+def table_params(root: Any) -> dict[str, dict[str, Any]]:
+    """The settings of each table's command, by key (a group's: its subcommands' together)."""
+    commands = getattr(root, "commands", None) or {}
+    found: dict[str, dict[str, Any]] = {}
+    for name in TABLES:
+        command = commands.get(name)
+        if command is None:
+            continue
+        merged: dict[str, Any] = {}
+        for each in list(getattr(command, "commands", {}).values()) or [command]:
+            merged.update(settings_params(each))
+        found[name] = merged
+    return found
+
+
+def env_name_of(table: str, key: str) -> str:
+    """The variable of ``key`` of the command of ``table``."""
+    return env_name(f"{table}-{key}" if table in TABLE_ONLY else key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +100,17 @@ class Setting:
 
 def check_files(files: SettingsFiles, params: dict[str, dict[str, Any]]) -> None:
     """Every key of every file is an option of some command, of the right type and value."""
-    every = {key: param for command in params.values() for key, param in command.items()}
+    every = {
+        key: param
+        for name, command in params.items()
+        if name not in TABLE_ONLY
+        for key, param in command.items()
+    }
     for settings in files.files:
         top = {k: v for k, v in settings.data.items() if not _is_table(k)}
         _check_table(settings, (), top, every, params)
         for name, value in settings.data.items():
-            if normal(name) in COMMANDS:
+            if normal(name) in params:
                 if not isinstance(value, dict):
                     raise UsageError(f"{settings.origin(name)}: '{name}' must be a table")
                 _check_table(settings, (name,), value, params[normal(name)], params)
@@ -78,7 +121,7 @@ def check_files(files: SettingsFiles, params: dict[str, dict[str, Any]]) -> None
 
 
 def _is_table(name: str) -> bool:
-    return normal(name) in COMMANDS or name in TABLE_KINDS
+    return normal(name) in TABLES or name in TABLE_KINDS
 
 
 def _is_array_of_tables(value: Any) -> bool:
@@ -117,9 +160,11 @@ def _unknown(
 
     canonical = normal(key)
     owners = [name for name, command in params.items() if canonical in command]
-    if owners:  # an option of another command, in a command's table
+    if owners and where:  # an option of another command, in a command's table
         return f"unknown key '{key}' for {where[0]} (an option of {', '.join(owners)})"
-    names = [*known, API_KEY_ENV_KEY, *([] if where else [*COMMANDS, *TABLE_KINDS])]
+    if owners:  # an option only a command's own table sets
+        return f"'{key}' is an option of {owners[0]}: set it in a [{owners[0]}] table"
+    names = [*known, API_KEY_ENV_KEY, *([] if where else [*TABLES, *TABLE_KINDS])]
     # Two letters swapped first ('modle' is 'model', though difflib prefers 'mode').
     swapped = [name for name in names if sorted(name) == sorted(canonical)]
     close = swapped or difflib.get_close_matches(canonical, names, n=1)
@@ -200,6 +245,8 @@ def file_settings(files: SettingsFiles, command: str, params: dict[str, Any]) ->
     for settings in files.files:
         table = settings.data.get(command)
         layers = [((), settings.data), ((command,), table if isinstance(table, dict) else {})]
+        if command in TABLE_ONLY:
+            layers = layers[1:]
         for where, values in layers:
             for key, value in values.items():
                 canonical = normal(key)

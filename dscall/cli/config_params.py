@@ -1,12 +1,13 @@
 """Settings files and environment variables wired into the commands, once the tree is built.
 
-``install(root)`` gives every option of ``process``, ``chunks`` and ``compare`` its
-``DSCALL_*`` variable (shown in ``--help``; options that had one keep it) and each of those
-commands, and ``config show``, a ``--config FILE`` option. That option is eager: Click handles
-it before any other, whether given or not, and its callback reads and checks the files and sets
-the command's ``ctx.default_map``, so that Click's own precedence (flag > environment >
-default map > default) decides each value and ``ctx.get_parameter_source`` says which won. A
-bad file stops the command there, before anything is read or sent.
+``install(root)`` gives every option of ``process``, ``chunks`` and ``compare``, and the
+settings of ``cache stats|clear`` and ``mock-server`` (``config_keys.TABLES``), its ``DSCALL_*``
+variable (shown in ``--help``; options that had one keep it) and each of those commands, and
+``show``, ``export`` and ``config show``, a ``--config FILE`` option. That option is eager:
+Click handles it before any other, whether given or not, and its callback reads and checks the
+files and sets the command's ``ctx.default_map``, so that Click's own precedence (flag >
+environment > default map > default) decides each value and ``ctx.get_parameter_source`` says
+which won. A bad file stops the command there, before anything is read or sent.
 
 ``--api-key``'s variable is ``DEEPSEEK_API_KEY``, or the one a file's ``api-key-env`` (or
 ``DSCALL_API_KEY_ENV``) names: the key itself is never in a file.
@@ -32,26 +33,34 @@ CONFIG_PATH_KEY = "dscall.config_path"  # ctx.meta: --config FILE as given, or N
 SHOWING_KEY = "dscall.showing"  # ctx.meta: `config show` builds the contexts, runs nothing
 
 
+# Commands that take --config without settings of their own: a bad file is reported as by
+# every other command, and `dscall show --config FILE` is not a usage error.
+CONFIG_ONLY = ("show", "export", "config")
+
+
 def install(root: Any) -> None:
     """Env vars and ``--config`` on the commands that read settings; idempotent."""
     for name, command in getattr(root, "commands", {}).items():
-        if name in config_keys.COMMANDS:
-            _install_on(command)
-        elif name == "config":
-            for sub in command.commands.values():
-                _install_on(sub)
+        table = name if name in config_keys.TABLES else "" if name in CONFIG_ONLY else None
+        if table is None:
+            continue
+        for each in list(getattr(command, "commands", {}).values()) or [command]:
+            _install_on(each, table)  # a group's subcommands: its table (cache stats|clear)
 
 
-def _install_on(command: Any) -> None:
+def _install_on(command: Any, table: str) -> None:
     if any(param.name == "config" for param in command.params):
         return
+    setattr(command, config_keys.TABLE_ATTR, table)
     for key, param in config_keys.settings_params(command).items():
         if param.envvar is None:
-            param.envvar = config_keys.env_name(key)
+            param.envvar = config_keys.env_name_of(table, key)
         param.show_envvar = True
     takes_key = False
     for param in command.params:
-        if param.name == "api_key":
+        # mock-server's --api-key is the key the simulator asks for, not one dscall sends:
+        # never read from DEEPSEEK_API_KEY.
+        if param.name == "api_key" and table not in config_keys.TABLE_ONLY:
             param.envvar = API_KEY_ENV
             param.show_envvar = True
             param.resolve_envvar_value = _api_key_from_env
@@ -76,18 +85,14 @@ def _load(ctx: typer.Context, value: Path | None) -> Path | None:
     root: Any = ctx.find_root().command
     try:
         files = find_settings_files(value)
-        commands = getattr(root, "commands", None) or {ctx.info_name: ctx.command}
-        params = {
-            name: config_keys.settings_params(commands[name])
-            for name in config_keys.COMMANDS
-            if name in commands
-        }
-        config_keys.check_files(files, params)
+        table = getattr(ctx.command, config_keys.TABLE_ATTR, "")
+        params = config_keys.table_params(root)
         own = config_keys.settings_params(ctx.command)
-        # `config show` has no settings of its own: it builds the commands' contexts.
-        found = {}
-        if ctx.info_name in config_keys.COMMANDS:
-            found = config_keys.file_settings(files, ctx.info_name, own)
+        if not params and table:  # the command alone, not under the dscall group
+            params = {table: own}
+        config_keys.check_files(files, params)
+        # `config show`, show and export have no settings of their own.
+        found = config_keys.file_settings(files, table, own) if table else {}
         key_env = config_keys.key_env(found)
     except DscallError as exc:
         fail(str(exc), exc.exit_code)

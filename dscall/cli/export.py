@@ -53,6 +53,7 @@ def export(
     def body() -> int:
         import sys
 
+        row_options.arrow_without_numpy()
         from dscall.output import show as rows
 
         results = rows.open_results(file)

@@ -51,6 +51,7 @@ def show(
     def body() -> int:
         import sys
 
+        row_options.arrow_without_numpy()
         from dscall.output import show as rows
         from dscall.progress import choose_mode
 

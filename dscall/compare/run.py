@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dscall import __version__
 from dscall.calls.endpoint_plan import plan_endpoints
@@ -31,6 +31,10 @@ from dscall.pipeline.control import RunControl, signals_stop
 from dscall.pipeline.run import new_run_id, resolve_api_key
 from dscall.pricing import PriceTable, load_prices
 from dscall.stats import FrontTally, RunStats
+from dscall.traces import open_traces
+
+if TYPE_CHECKING:
+    from dscall.traces.spans import RunTraces
 
 
 @dataclass(slots=True)
@@ -117,8 +121,31 @@ async def _run(
     stats: RunStats,
     notify: Notify,
 ) -> CompareResult:
-    base = settings.base
     run_id = new_run_id()
+    names = [variant.name for variant in built.variants]
+    traces = open_traces(run_id, settings.base.prompt.model, stats, notify, "compare", names)
+    if traces is None:  # OTEL_* unset, or the extra missing
+        return await _run_with(settings, built, sample, prices, api_key, stats, notify, run_id)
+    async with traces:  # the run span, ended (and its spans flushed) after the Parquet
+        result = await _run_with(
+            settings, built, sample, prices, api_key, stats, notify, run_id, traces
+        )
+        traces.ended(result.exit_code, result.stop_reason)
+        return result
+
+
+async def _run_with(
+    settings: CompareSettings,
+    built: Built,
+    sample: Sample,
+    prices: PriceTable,
+    api_key: str | None,
+    stats: RunStats,
+    notify: Notify,
+    run_id: str,
+    traces: RunTraces | None = None,
+) -> CompareResult:
+    base = settings.base
     budget = None
     if base.budget_usd is not None:
         budget = Budget(
@@ -139,7 +166,7 @@ async def _run(
     )
     async with contextlib.AsyncExitStack() as stack:
         path = await open_call_path(stack, base, api_key, run_id, prices, notify, built.models)
-        engine = build_engine(path, base, stats, plan, prices, budget, notify)
+        engine = build_engine(path, base, stats, plan, prices, budget, notify, traces)
         control.engine = engine
         with signals_stop(control):
             # The corpus read again: what discovery passes over was told when the sample

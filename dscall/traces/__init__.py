@@ -3,6 +3,10 @@
 
     dscall.run ─> dscall.document ─> chat {model} (a call) ─> POST (an HTTP attempt)
 
+``dscall compare`` makes the same tree: its run span says ``dscall.command = compare`` and
+names the variants, each call says its variant as its step (``dscall.step``, or ``judge``),
+and only the documents the sample drew a chunk from have a span.
+
 Tracing is on when ``OTEL_TRACES_EXPORTER`` or an OTLP endpoint variable is set (and neither
 ``OTEL_SDK_DISABLED=true`` nor ``OTEL_TRACES_EXPORTER=none`` says otherwise) and the extra is
 installed. This module is the switch and imports no OpenTelemetry: off, a run reads a few
@@ -13,7 +17,7 @@ environment variables once and the call path checks one attribute per call
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -40,10 +44,16 @@ def tracing_requested(environ: Mapping[str, str] = os.environ) -> bool:
 
 
 def open_traces(
-    run_id: str, model: str, stats: RunStats, notify: Callable[[str], None]
+    run_id: str,
+    model: str,
+    stats: RunStats,
+    notify: Callable[[str], None],
+    command: str = "process",
+    variants: Sequence[str] = (),
 ) -> RunTraces | None:
-    """The traces of one run, or None when tracing is off (or the extra is missing: a note
-    says so and the run goes on without traces)."""
+    """The traces of one run (of ``process``, or of ``compare`` and its ``variants``), or
+    None when tracing is off (or the extra is missing: a note says so and the run goes on
+    without traces)."""
     if not tracing_requested():
         return None
     try:
@@ -54,4 +64,4 @@ def open_traces(
         names = ", ".join(name for name in TRACES_ENV if os.environ.get(name))
         notify(f"note: {names} set but {MISSING}; no traces")
         return None
-    return RunTraces(run_id, model, stats)
+    return RunTraces(run_id, model, stats, command, variants)

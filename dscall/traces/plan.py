@@ -4,11 +4,13 @@ The plan wrapper sees each job of a document as the engine takes it, and the fur
 outcome leads to (a reduce, the next refine call, a schema re-ask), so it knows when a
 document's last call is over for every plan alike, and hands the document's context to the
 jobs (``Job.trace``): the engine makes each call span under it whatever task runs the call.
-A document that ends without a call (unreadable, no text) is a span with no child.
+A document that ends without a call (unreadable, no text) is a span with no child, except
+in ``compare``, where most documents have no chunk in the sample: there they have no span.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -101,10 +103,16 @@ class TracedPlan:
             doc.end(stopped=True)
 
     def start(self, document: ExtractOutcome) -> Iterator[Job]:
+        jobs = iter(self._plan.start(document))
+        first: list[Job] = []
+        if not self._traces.idle_documents:  # a span only if the document makes a call
+            first = [job for job in [next(jobs, None)] if job is not None]
+            if not first:
+                return
         doc = DocumentTrace(self._traces.document(document))
         self._open.add(doc)
         try:
-            for job in self._plan.start(document):
+            for job in itertools.chain(first, jobs):
                 yield self._wrap(job, doc)
         finally:
             doc.feeding = False

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, cast
 
@@ -52,14 +52,29 @@ class RunTraces:
     """The tracer of one run and its run span (``async with``: started, then ended and
     flushed)."""
 
-    def __init__(self, run_id: str, model: str, stats: RunStats) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        model: str,
+        stats: RunStats,
+        command: str = "process",
+        variants: Sequence[str] = (),
+    ) -> None:
         self._provider, self._owned = run_provider()
         self.tracer = self._provider.get_tracer("dscall", __version__)
         self._stats = stats
-        self.run_span: Span = self.tracer.start_span(
-            "dscall.run",
-            attributes={"dscall.run_id": run_id, "dscall.version": __version__, MODEL: model},
-        )
+        attributes: dict[str, str | list[str]] = {
+            "dscall.run_id": run_id,
+            "dscall.version": __version__,
+            "dscall.command": command,
+            MODEL: model,
+        }
+        if variants:
+            attributes["dscall.compare.variants"] = list(variants)
+        # compare reads the whole corpus and calls for a sample of its chunks: a document
+        # span only where there is a call, not one for each document passed over.
+        self.idle_documents = command != "compare"
+        self.run_span: Span = self.tracer.start_span("dscall.run", attributes=attributes)
         self.run_context: Context = trace.set_span_in_context(self.run_span)
         self._plans: list[TracedPlan] = []
 

@@ -149,7 +149,7 @@ def test_every_option_has_help() -> None:
     for text in (
         "Result cache folder (default: $XDG_CACHE_HOME/dscall, else ~/.cache/dscall).",
         "Remove the entries of this namespace.",
-        "Remove the entries of every namespace.",
+        "Remove the entries of every namespace,",
         "Do not ask for confirmation",
     ):
         assert text in result.stdout

@@ -213,3 +213,27 @@ def test_fit_widths_keeps_narrow_columns_whole() -> None:
     assert fit_widths([8, 2, 300], 60) == [8, 2, 50]
     assert fit_widths([8, 2, 30], 60) == [8, 2, 30]
     assert fit_widths([100, 100], 60) == [30, 30]
+
+
+def test_the_command_reads_rows_without_numpy_and_equal(results: Path) -> None:
+    """`dscall export` as its own process imports pyarrow without numpy (start-up, issue 13)
+    and writes what the in-process export writes, every column, typed ones included."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from dscall.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    sys.stderr.write(f'numpy: {sys.modules.get(\"numpy\")!r}\\n')\n"
+    )
+    args = ["export", str(results), "-f", "jsonl", "--columns", TYPED]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "numpy: None" in done.stderr  # blocked, never imported
+    assert done.stdout == _run(args).stdout
+    assert len(done.stdout.splitlines()) == pq.ParquetFile(str(results)).metadata.num_rows
