@@ -6,6 +6,7 @@ redis-server) that never pay for the same request, on the real two-node cluster 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ def test_documents_out_is_a_dataset_of_a_local_runs_columns_and_is_resumed(
     names = sorted(path.name for path in docs.iterdir())
     assert names == [f"documents-part-0000{rank}-of-00002.parquet" for rank in range(2)]
     table = pq.read_table(str(docs))
+    summary = json.loads((run.out / "_SUMMARY.json").read_text(encoding="utf-8"))
+    assert summary["documents_rows_written"] == sum(s["documents_rows"] for s in summary["shards"])
+    assert summary["documents_rows_written"] == table.num_rows
+    assert all(shard["max_rss_kb"] > 10_000 for shard in summary["shards"])  # a worker's peak
     local_docs = workspace.root / "local-docs.parquet"
     local_run = replace(workspace, cache=workspace.root / "local-cache")
     with SimulatorThread(SimulatorConfig()) as fresh:
