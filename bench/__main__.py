@@ -8,13 +8,13 @@ chunking (item 7, bench/bench_extract.py and bench/bench_chunking.py), simulator
 simulator is never the bottleneck, bench/bench_simulator.py), and profile (a cProfile of the
 5,000-document run, bench/profile_run.py: not part of the default set, ask for it by name),
 and incremental (a cached rerun of 100,000 files with and without the manifest,
-bench/bench_incremental.py: optional too), and chain (--mode map-reduce: requests/s vs map
+bench/bench_incremental.py, about a minute), and chain (--mode map-reduce: requests/s vs map
 mode, memory at 100,000 chunks, the seed's case as one chain; bench/bench_chain.py), and
 schema (validation cost per answer of --schema, jsonschema beside fastjsonschema;
 bench/bench_schema.py), and ray (--executor ray vs local on the latency-bound case,
 extraction-bound 1 vs 2 nodes, peak RSS per shard; bench/bench_ray.py), and redis (cached
-reruns over the shared cache tier; bench/bench_redis.py: needs redis-server), both from
-issue 15, as is incremental.
+reruns over the shared cache tier; bench/bench_redis.py: needs redis-server); incremental,
+ray and redis are issue 15's.
 
 ``--quick`` shrinks items 1-6, chain, ray, redis and incremental (one repeat, smaller
 corpora) for trying the suite out; its figures are not the ones to quote. Exit status: 0 when
@@ -40,8 +40,11 @@ from bench.harness import BENCH_DIR, Row, print_table, stop_on_sigterm
 
 RESULTS = BENCH_DIR / "results.json"
 CLIENT_ITEMS = tuple(bench_client.ITEMS)
-DEFAULT = (*CLIENT_ITEMS, "extract", "chunking", "simulator", "chain", "schema", "ray", "redis")
-OPTIONAL = ("profile", "incremental")
+DEFAULT = (
+    *CLIENT_ITEMS,
+    *("extract", "chunking", "simulator", "chain", "schema", "incremental", "ray", "redis"),
+)
+OPTIONAL = ("profile",)
 LABELS = {"extract": "7 extract", "chunking": "7 chunking"}
 
 
