@@ -8,15 +8,18 @@ chunking (item 7, bench/bench_extract.py and bench/bench_chunking.py), simulator
 simulator is never the bottleneck, bench/bench_simulator.py), and profile (a cProfile of the
 5,000-document run, bench/profile_run.py: not part of the default set, ask for it by name),
 and incremental (a cached rerun of 100,000 files with and without the manifest,
-bench/bench_incremental.py: optional too), and chain (--mode map-reduce: requests/s vs map
+bench/bench_incremental.py, about a minute), and chain (--mode map-reduce: requests/s vs map
 mode, memory at 100,000 chunks, the seed's case as one chain; bench/bench_chain.py), and
 schema (validation cost per answer of --schema, jsonschema beside fastjsonschema;
-bench/bench_schema.py).
+bench/bench_schema.py), and ray (--executor ray vs local on the latency-bound case,
+extraction-bound 1 vs 2 nodes, peak RSS per shard; bench/bench_ray.py), and redis (cached
+reruns over the shared cache tier; bench/bench_redis.py: needs redis-server); incremental,
+ray and redis are issue 15's.
 
-``--quick`` shrinks items 1-6 and chain (one repeat, smaller corpora) for trying the suite
-out; its figures are not the ones to quote. Exit status: 0 when every benchmark ran (whatever
-its verdicts), 1 when one of them broke, 130 on Ctrl-C (child processes are stopped either way
-and what finished is still written to results.json).
+``--quick`` shrinks items 1-6, chain, ray, redis and incremental (one repeat, smaller
+corpora) for trying the suite out; its figures are not the ones to quote. Exit status: 0 when
+every benchmark ran (whatever its verdicts), 1 when one of them broke, 130 on Ctrl-C (child
+processes are stopped either way and what finished is still written to results.json).
 """
 
 from __future__ import annotations
@@ -37,8 +40,11 @@ from bench.harness import BENCH_DIR, Row, print_table, stop_on_sigterm
 
 RESULTS = BENCH_DIR / "results.json"
 CLIENT_ITEMS = tuple(bench_client.ITEMS)
-DEFAULT = (*CLIENT_ITEMS, "extract", "chunking", "simulator", "chain", "schema")
-OPTIONAL = ("profile", "incremental")
+DEFAULT = (
+    *CLIENT_ITEMS,
+    *("extract", "chunking", "simulator", "chain", "schema", "incremental", "ray", "redis"),
+)
+OPTIONAL = ("profile",)
 LABELS = {"extract": "7 extract", "chunking": "7 chunking"}
 
 
@@ -157,7 +163,7 @@ def _schema_rows(f: dict[str, Any]) -> list[Row]:
     return rows
 
 
-# Each takes --quick (only chain has smaller sizes).
+# Each takes --quick (chain, ray, redis and incremental have smaller sizes).
 def _run_extract(quick: bool) -> dict[str, Any]:
     from bench import bench_extract
 
@@ -213,6 +219,30 @@ def _run_schema(quick: bool) -> dict[str, Any]:
     return {**bench_schema.main(), "cpu": bench_schema_cpu.main(quick)}
 
 
+def _run_ray(quick: bool) -> dict[str, Any]:
+    from bench import bench_ray
+
+    return bench_ray.main(quick)
+
+
+def _ray_rows(f: dict[str, Any]) -> list[Row]:
+    from bench import bench_ray
+
+    return bench_ray.rows(f)
+
+
+def _run_redis(quick: bool) -> dict[str, Any]:
+    from bench import bench_redis
+
+    return bench_redis.main(quick)
+
+
+def _redis_rows(f: dict[str, Any]) -> list[Row]:
+    from bench import bench_redis
+
+    return bench_redis.rows(f)
+
+
 OTHERS: dict[
     str, tuple[Callable[[bool], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]
 ] = {
@@ -223,6 +253,8 @@ OTHERS: dict[
     "incremental": (_run_incremental, _incremental_rows),
     "chain": (_run_chain, _chain_rows),
     "schema": (_run_schema, _schema_rows),
+    "ray": (_run_ray, _ray_rows),
+    "redis": (_run_redis, _redis_rows),
 }
 
 

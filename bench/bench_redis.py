@@ -2,6 +2,7 @@
 and with a cold local cache over a warm Redis (another host's answers), a few thousand chunks.
 
     .venv/bin/python -m bench.bench_redis [--chunks N] [--repeats R]
+    .venv/bin/python -m bench --only redis          (3,000 chunks, 3 repeats; --quick: 1,000, 1)
 
 Starts its own redis-server (Debian's package) on a free loopback port, no persistence, and
 the simulator. Runs, each a whole `dscall process` (extraction, chunking, output, audit):
@@ -101,7 +102,16 @@ def rows(f: dict[str, Any]) -> list[Row]:
     ]  # fmt: skip
 
 
-def main() -> int:
+def main(quick: bool = False) -> dict[str, Any]:
+    """For ``python -m bench`` (``--quick``: 1,000 chunks, one repeat)."""
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    figures = measure(1_000 if quick else 3_000, 1 if quick else 3)
+    print_table(rows(figures))
+    return figures
+
+
+def _cli() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=3_000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -116,4 +126,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_cli())

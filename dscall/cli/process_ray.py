@@ -40,6 +40,13 @@ def execute_ray(
             f"{result.world_size} parts{done_before}",
             markup=False,
         )
+        documents = settings.output.documents_out
+        if documents is not None:
+            err.print(
+                f"wrote {result.documents_rows_written} document rows to "
+                f"{safe_text(str(documents))} in {result.world_size} parts",
+                markup=False,
+            )
     failed = result.failed()
     if failed:
         names = ", ".join(f"{shard.rank:05d}" for shard in failed)
@@ -53,6 +60,9 @@ def execute_ray(
             markup=False,
         )
     summary = _summary(stats, result, str(folder))
+    if settings.output.documents_out is not None:
+        summary["documents_out"] = str(settings.output.documents_out)
+        summary["documents_rows_written"] = result.documents_rows_written
     write_run_summary(folder, summary)
     if settings.output.summary_json is not None:
         write_summary(settings.output.summary_json, summary)

@@ -21,6 +21,7 @@ from typing import Any
 from dscall.config import ProcessSettings
 from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_STOPPED, EXIT_USAGE, UsageError
 from dscall.executors.dataset import clear_shard, is_done, prepare_folder
+from dscall.executors.documents import check_documents_folder, clear_documents, prepare_documents
 from dscall.executors.limit_board import LimitBoard, board_limits
 from dscall.executors.live import PUSH_INTERVAL_S, ProgressBoard, show
 from dscall.executors.merge import merge_into
@@ -42,6 +43,8 @@ class ShardOutcome:
     rows: int
     error: str | None = None
     wall_time_s: float | None = None  # the shard's own, from its start in its worker
+    documents_rows: int = 0  # its --documents-out part's
+    max_rss_kb: int | None = None  # its worker's peak resident memory (ran shards only)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,8 +52,10 @@ class ShardOutcome:
             "state": self.state,
             "exit_code": self.exit_code,
             "rows": self.rows,
+            "documents_rows": self.documents_rows,
             "error": self.error,
             "wall_time_s": self.wall_time_s,
+            "max_rss_kb": self.max_rss_kb,
         }
 
 
@@ -62,6 +67,10 @@ class DatasetResult:
     @property
     def rows_written(self) -> int:
         return sum(shard.rows for shard in self.shards)
+
+    @property
+    def documents_rows_written(self) -> int:
+        return sum(shard.documents_rows for shard in self.shards)
 
     @property
     def exit_code(self) -> int:
@@ -94,8 +103,9 @@ def run_on_ray(
 ) -> DatasetResult:
     """Run ``settings`` as shards on Ray; sum their figures into ``stats``. With ``--shards``
     and every shard done already, Ray is not even started."""
-    if settings.output.documents_out is not None:
-        raise UsageError("--documents-out is not supported with --executor ray yet")
+    documents = settings.output.documents_out
+    if documents is not None:
+        check_documents_folder(settings.output.out, documents)
     ray = import_ray()
     shards = settings.executor.shards
     started_here = False
@@ -107,6 +117,9 @@ def run_on_ray(
         result, todo = _skip_done(settings, plan)
         if todo and not ray.is_initialized():
             started_here = _connect(ray, settings.executor.ray_address)
+        if todo and documents is not None:
+            for shard in todo:  # as clear_shard in _run_shards: a task never started
+                clear_documents(documents, shard)
         if todo:
             _run_shards(ray, settings, todo, api_key, result, stats, notify)
         return result
@@ -116,7 +129,10 @@ def run_on_ray(
 
 
 def _plan(settings: ProcessSettings, world_size: int, stats: RunStats, notify: Notify) -> Plan:
-    prepare_folder(settings.output.out, world_size, settings.inputs, settings.output.force)
+    out = settings.output
+    prepare_folder(out.out, world_size, settings.inputs, out.force)
+    if out.documents_out is not None:
+        prepare_documents(out.documents_out, world_size, settings.inputs, out.force)
     plan = plan_shards(settings, world_size)
     if plan.documents == 0:
         shown = " ".join(settings.inputs)
@@ -134,12 +150,15 @@ def _skip_done(settings: ProcessSettings, plan: Plan) -> tuple[DatasetResult, li
     result = DatasetResult(plan.shards[0].world_size)
     todo: list[ShardPlan] = []
     for shard in plan.shards:
-        marker = None if settings.cache.refresh else is_done(folder, shard, fingerprint)
-        if marker is None:
+        documents = settings.output.documents_out
+        done = None if settings.cache.refresh else is_done(folder, shard, fingerprint, documents)
+        if done is None:
             todo.append(shard)
         else:
-            rows = int(marker.get("rows", 0))
-            result.shards.append(ShardOutcome(shard.rank, "skipped", EXIT_OK, rows))
+            rows = int(done.get("rows", 0))
+            skipped = ShardOutcome(shard.rank, "skipped", EXIT_OK, rows)
+            skipped.documents_rows = int(done.get("documents_rows", 0))
+            result.shards.append(skipped)
     return result, todo
 
 
@@ -245,7 +264,9 @@ def _collect(ray: Any, ref: Any, rank: int, stats: RunStats, notify: Notify) -> 
     if shard.error is not None:
         notify(f"shard {rank} stopped: {shard.error}")
     wall = round(shard.stats.elapsed_s(), 3)
-    return ShardOutcome(rank, "ran", shard.exit_code, shard.rows, shard.error, wall)
+    outcome = ShardOutcome(rank, "ran", shard.exit_code, shard.rows, shard.error, wall)
+    outcome.documents_rows, outcome.max_rss_kb = shard.documents_rows, shard.max_rss_kb
+    return outcome
 
 
 def _one_line(exc: BaseException) -> str:

@@ -22,6 +22,12 @@ from dscall import __version__
 from dscall.config import ProcessSettings
 from dscall.errors import EXIT_OK, DscallError
 from dscall.executors.dataset import clear_shard, write_marker
+from dscall.executors.documents import (
+    clear_documents,
+    documents_part_name,
+    documents_rows,
+    with_documents,
+)
 from dscall.executors.limit_board import holds_limits
 from dscall.executors.live import pushing
 from dscall.executors.shards import (
@@ -49,6 +55,8 @@ class ShardResult:
     error: str | None = None  # why it stopped or failed: one line, never a secret
     stats: RunStats = field(default_factory=RunStats)
     notes: list[str] = field(default_factory=list)
+    documents_rows: int = 0  # rows of its --documents-out part
+    max_rss_kb: int = 0  # peak resident memory of the worker process so far (ru_maxrss)
 
 
 def run_shard(
@@ -69,14 +77,21 @@ def run_shard(
     if plan is None:
         plan = plan_shards(settings, world_size).shards[rank]
     folder = settings.output.out
+    documents = settings.output.documents_out  # a folder, like --out
     fingerprint = settings_fingerprint(settings)
     clear_shard(folder, plan)
+    if documents is not None:
+        clear_documents(documents, plan)
     result = ShardResult(rank, world_size, EXIT_OK, 0, len(plan.sources))
     if plan.sources:
+        held = limits is not None and holds_limits(settings)
+        mine = shard_settings(settings, rank, world_size, held)
+        mine = with_documents(mine, documents, rank, world_size)
         with pushing(board, rank, result.stats):
-            held = limits is not None and holds_limits(settings)
-            split = shard_settings(settings, rank, world_size, held)
-            _run(split, plan, api_key, result, limits)
+            _run(mine, plan, api_key, result, limits)
+    if documents is not None:
+        result.documents_rows = documents_rows(documents, rank, world_size)
+    result.max_rss_kb = _max_rss_kb()
     if result.error is None:
         marker = {
             "dscall_version": __version__,
@@ -91,6 +106,9 @@ def run_shard(
             "run_id": result.run_id,
             "finished_at": datetime.now(timezone.utc).isoformat(),
         }
+        if documents is not None:
+            named = documents_part_name(rank, world_size) if result.documents_rows else None
+            marker.update(documents_part=named, documents_rows=result.documents_rows)
         write_marker(folder, rank, marker)
     return result
 
@@ -125,6 +143,15 @@ def _run(
     result.rows = ran.rows_written if ran.published else 0
     if ran.stop_reason is not None:
         result.error = str(ran.stop_reason)
+
+
+def _max_rss_kb() -> int:
+    """This process's peak resident set, in KiB (Linux's ``ru_maxrss`` unit); 0 if unknown."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return 0
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 @contextlib.contextmanager

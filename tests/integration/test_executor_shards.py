@@ -147,4 +147,10 @@ def test_executor_options_that_cannot_work_are_usage_errors(
     both = to_folder.args(sim, "--executor", "ray", "--shards", "2", "--documents-out", "d.parquet")
     refused = invoke(both)
     assert refused.exit_code == 2
-    assert "--documents-out is not supported with --executor ray yet" in refused.output
+    assert "--documents-out d.parquet: --executor ray writes a Parquet dataset" in refused.output
+    inside = str(to_folder.out / "docs")
+    mixed = invoke(
+        to_folder.args(sim, "--executor", "ray", "--shards", "2", "--documents-out", inside)
+    )
+    assert mixed.exit_code == 2
+    assert "neither --out" in mixed.output
