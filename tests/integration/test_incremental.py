@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dscall.documents.manifest import MANIFEST_NAME
 from dscall.simulator import SimulatorThread
 from tests.integration.conftest import assert_rows_complete, invoke, read_rows
@@ -94,6 +96,24 @@ def test_a_rerun_reads_and_sends_only_what_changed(sim: SimulatorThread, tmp_pat
     same = ("doc_path", "doc_id", "chunk_index", "char_end", "chunk_text", "output")
     recalled = read_rows(tmp_path / "results.parquet")
     assert [[r[k] for k in same] for r in recalled] == [[r[k] for k in same] for r in rows]
+
+
+@pytest.mark.slow
+def test_the_issues_case_10000_cached_files_with_100_changed(
+    sim: SimulatorThread, tmp_path: Path
+) -> None:
+    files = 10_000
+    corpus = _corpus(tmp_path / "corpus", files)
+    _, sent = _run(tmp_path, sim, "--concurrency", "64")
+    assert sent == files
+    changed = range(37, files, files // 100)
+    for n in changed:
+        _write(corpus / f"doc_{n:04d}.txt", f"Document {n} was rewritten with new figures.")
+    second, sent = _run(tmp_path, sim, "--concurrency", "64")
+    # Extracted again: exactly the 100 changed files (the rest handed on from the manifest).
+    assert second["documents"]["seen"] - second["documents"]["from_manifest"] == len(changed)
+    assert sent == len(changed) == 100
+    assert second["chunks"]["cached"] == files - 100
 
 
 def test_other_chunk_settings_and_refresh_read_every_file(
