@@ -14,6 +14,7 @@ Ray is imported only here, and only for this executor (the ``dscall[ray]`` extra
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -224,6 +225,7 @@ def _run_shards(
             api_key=api_key,
             board=board,
             limits=limits,
+            directory=os.getcwd(),
         )
         pending[ref] = shard.rank
     finished = RunStats()  # the shards that ended; shown with the live figures of the others

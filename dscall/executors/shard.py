@@ -20,7 +20,7 @@ from typing import Any
 
 from dscall import __version__
 from dscall.config import ProcessSettings
-from dscall.errors import EXIT_OK, DscallError
+from dscall.errors import EXIT_OK, DscallError, UsageError
 from dscall.executors.dataset import clear_shard, write_marker
 from dscall.executors.documents import (
     clear_documents,
@@ -37,6 +37,7 @@ from dscall.executors.shards import (
     settings_fingerprint,
     shard_settings,
 )
+from dscall.executors.workdir import in_directory
 from dscall.stats import RunStats
 
 MAX_NOTES = 50  # notes a shard hands back to the driver (skipped files, warnings)
@@ -68,12 +69,30 @@ def run_shard(
     api_key: str | None = None,
     board: Any = None,
     limits: Any = None,
+    directory: str | None = None,
 ) -> ShardResult:
     """Run shard ``rank`` of ``world_size`` of ``settings`` (whose ``--out`` is the dataset's
     folder). ``plan``: its documents as the driver discovered them; by default they are
     discovered here (every shard then lists the inputs itself). ``board``: a Ray actor handle
     (``executors.live``) to push live figures to. ``limits``: the run's ``LimitBoard`` actor
-    (``executors.limit_board``), which holds the limits and the budget for all shards."""
+    (``executors.limit_board``), which holds the limits and the budget for all shards.
+    ``directory``: the driver's working directory, where relative paths are (``workdir``)."""
+    try:
+        with in_directory(directory, settings):
+            return _shard(settings, rank, world_size, plan, api_key, board, limits)
+    except UsageError as exc:  # the same on every retry: told, not retried
+        return ShardResult(rank, world_size, exc.exit_code, 0, 0, error=str(exc))
+
+
+def _shard(
+    settings: ProcessSettings,
+    rank: int,
+    world_size: int,
+    plan: ShardPlan | None,
+    api_key: str | None,
+    board: Any,
+    limits: Any,
+) -> ShardResult:
     if plan is None:
         plan = plan_shards(settings, world_size).shards[rank]
     folder = settings.output.out

@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -166,3 +167,20 @@ def test_a_shard_lost_for_good_leaves_the_others_and_is_named(
     assert "1 from an earlier run" in again.stderr
     assert pq.read_table(str(run.out)).num_rows == 40
     assert slow_sim.stats()["bodies_paid_more_than_once"] <= 2
+
+
+def test_relative_paths_mean_what_they_meant_where_dscall_was_started(
+    workspace: Workspace, sim: SimulatorThread, ray_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ray's workers run in a folder of Ray's own: without the driver's folder, every document
+    # was "not found" and the parts were written where the driver never looked.
+    monkeypatch.chdir(workspace.root)
+    relative = Workspace(
+        workspace.root, Path(workspace.corpus.name), Path("results"), Path("cache")
+    )
+    done = invoke(dataset_args(relative, sim, ray_cluster, "--shards", "2", "--quiet"))
+    assert done.exit_code == 0, done.output
+    rows = pq.read_table(str(workspace.root / "results")).to_pylist()
+    assert len({row["doc_path"] for row in rows}) == len(list(workspace.corpus.iterdir()))
+    assert all(row["status"] == "ok" for row in rows)
+    assert (workspace.root / "cache").is_dir()
