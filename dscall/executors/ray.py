@@ -257,7 +257,9 @@ def _collect(ray: Any, ref: Any, rank: int, stats: RunStats, notify: Notify) -> 
     try:
         shard: ShardResult = ray.get(ref)
     except ray.exceptions.RayError as exc:  # its worker died more often than retried
-        reason = _one_line(exc)
+        # A task's own exception: its cause, not Ray's header line (task name, pid, colours).
+        cause = getattr(exc, "cause", None)
+        reason = _one_line(exc) if cause is None else f"{type(cause).__name__}: {_one_line(cause)}"
         notify(f"shard {rank} failed: {reason}")
         return ShardOutcome(rank, "lost", EXIT_SOME_FAILED, 0, reason)
     merge_into(stats, shard.stats)
