@@ -123,3 +123,14 @@ def assert_rows_complete(rows: list[dict[str, Any]]) -> None:
     for doc_path, indexes in by_doc.items():
         count = next(r["chunk_count"] for r in rows if r["doc_path"] == doc_path)
         assert indexes == list(range(count)), f"{doc_path}: chunks {indexes} of {count}"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: Path) -> Path:
+    """A project folder as the working directory, settings files read (the suite's
+    DSCALL_NO_CONFIG off)."""
+    monkeypatch.delenv("DSCALL_NO_CONFIG")
+    folder = tmp_path / "project"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder

@@ -33,17 +33,6 @@ def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: Path) -> Path:
-    """A project folder as the working directory, settings files read (the suite's
-    DSCALL_NO_CONFIG off)."""
-    monkeypatch.delenv("DSCALL_NO_CONFIG")
-    folder = tmp_path / "project"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
-
-
-@pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     with running_redis(password=PASSWORD) as server:
         yield server

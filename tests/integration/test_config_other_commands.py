@@ -17,25 +17,9 @@ import pytest
 
 from tests.conftest import TEST_API_KEY
 from tests.integration.conftest import invoke, write_corpus
+from tests.integration.test_config import user_file
 
 LEVELS = ["user", "project", "env", "flag"]
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: Path) -> Path:
-    """A project folder as the working directory, settings files read (the suite's
-    DSCALL_NO_CONFIG off)."""
-    monkeypatch.delenv("DSCALL_NO_CONFIG")
-    folder = tmp_path / "project"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
-
-
-def user_file(home: Path, text: str) -> None:
-    path = home / ".config" / "dscall" / "config.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 def free_port() -> int:
