@@ -104,6 +104,11 @@ class Router:
             self.changed()
         return any(e.disabled is None for e in self.endpoints)
 
+    @property
+    def waiting(self) -> int:
+        """Attempts waiting for a slot on any endpoint (several endpoints only)."""
+        return sum(1 for waiter in self._waiters if not waiter.done())
+
     def total_limit(self) -> int:
         """The adaptive limits of the enabled endpoints, together."""
         return sum(e.limits.concurrency.limit for e in self.endpoints if e.disabled is None)

@@ -21,6 +21,7 @@ from typing import Any
 from dscall.calls.limits import CallLimits
 from dscall.errors import BudgetExhausted
 from dscall.executors.limit_board import BoardReply, ShardReport
+from dscall.executors.slot_pool import EndpointState
 from dscall.pipeline.budget import Budget
 from dscall.pipeline.engine import Engine
 
@@ -35,7 +36,7 @@ class ClusterLink:
         self._board = board
         self._rank = rank
         self._notify = notify
-        self._limits: CallLimits | None = None  # coordinated with one endpoint only
+        self._limits: Sequence[CallLimits] = ()  # each endpoint's, in the run's order
         self._budget: Budget | None = None
         self._engine: Engine | None = None
         self._granted = 0.0  # top-ups since the report on the way (its reply does not know them)
@@ -45,7 +46,7 @@ class ClusterLink:
         self, engine: Engine, limits: Sequence[CallLimits], budget: Budget | None
     ) -> AsyncIterator[None]:
         self._engine = engine
-        self._limits = limits[0] if len(limits) == 1 else None
+        self._limits = limits
         self._budget = budget
         joined: BoardReply = await self._board.join.remote(self._rank)
         if budget is not None:
@@ -82,35 +83,32 @@ class ClusterLink:
     def _report(self, done: bool) -> ShardReport:
         budget = self._budget
         committed = 0.0 if budget is None else budget.spent_usd + budget.reserved_usd
-        limits = self._limits
-        if limits is None:
-            return ShardReport(self._rank, 0, 0, 0, 0, committed, done, self._lease())
-        concurrency = limits.concurrency
-        return ShardReport(
-            self._rank,
-            concurrency.maximum,
-            concurrency.in_flight,
-            concurrency.waiting,
-            concurrency.cuts,
-            committed,
-            done,
-            self._lease(),
+        # With several endpoints the router holds the waiting requests: any endpoint may take
+        # them, so each counts them as its demand.
+        queued = 0 if self._engine is None else self._engine.waiting
+        states = tuple(
+            EndpointState(
+                limits.concurrency.maximum,
+                limits.concurrency.in_flight,
+                limits.concurrency.waiting + queued,
+                limits.concurrency.cuts,
+            )
+            for limits in self._limits
         )
+        return ShardReport(self._rank, states, committed, done, self._lease())
 
     def _lease(self) -> float:
         return 0.0 if self._budget is None else self._budget.limit_usd
 
     def _apply(self, reply: BoardReply) -> None:
-        limits = self._limits
-        if limits is not None:
-            if reply.cap is not None:
-                limits.concurrency.set_maximum(reply.cap)
-            if reply.peer_cuts:
+        for limits, share in zip(self._limits, reply.endpoints, strict=False):  # () when done
+            limits.concurrency.set_maximum(share.cap)
+            if share.peer_cuts:
                 limits.concurrency.peer_cut()
-            if reply.rpm is not None and limits.rpm is not None:
-                limits.rpm.set_rate(reply.rpm)
-            if reply.tpm is not None and limits.tpm is not None:
-                limits.tpm.set_rate(reply.tpm)
+            if share.rpm is not None and limits.rpm is not None:
+                limits.rpm.set_rate(share.rpm)
+            if share.tpm is not None and limits.tpm is not None:
+                limits.tpm.set_rate(share.tpm)
         if reply.budget_usd is not None and self._budget is not None:
             self._budget.limit_usd = reply.budget_usd + self._granted
         if reply.stop is not None and self._engine is not None:

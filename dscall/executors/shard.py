@@ -28,7 +28,6 @@ from dscall.executors.documents import (
     documents_rows,
     with_documents,
 )
-from dscall.executors.limit_board import holds_limits
 from dscall.executors.live import pushing
 from dscall.executors.shards import (
     ShardPlan,
@@ -103,8 +102,7 @@ def _shard(
         clear_documents(documents, plan)
     result = ShardResult(rank, world_size, EXIT_OK, 0, len(plan.sources))
     if plan.sources:
-        held = limits is not None and holds_limits(settings)
-        mine = shard_settings(settings, rank, world_size, held)
+        mine = shard_settings(settings, rank, world_size, held=limits is not None)
         mine = with_documents(mine, documents, rank, world_size)
         with pushing(board, rank, result.stats):
             _run(mine, plan, api_key, result, limits)

@@ -64,6 +64,11 @@ class Engine:
         """The endpoints the calls go to (a cluster executor moves their limits)."""
         return self._caller.router.endpoints
 
+    @property
+    def waiting(self) -> int:
+        """Attempts waiting for any endpoint to have a slot (several endpoints)."""
+        return self._caller.router.waiting
+
     def request_stop(self, reason: RunStopped) -> None:
         """Stop dispatching; requests already sent finish and are written."""
         if self.stop_reason is None:

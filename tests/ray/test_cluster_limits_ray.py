@@ -103,7 +103,10 @@ def test_running_out_of_the_runs_budget_stops_every_shard(
 
 
 class StopRecorder:
-    """What a shard's link stops: the engine's ``request_stop``, recorded."""
+    """What a shard's link reads of and stops in the engine: no attempt waiting for an
+    endpoint, and ``request_stop``, recorded."""
+
+    waiting = 0
 
     def __init__(self) -> None:
         self.stop_reason: object = None
@@ -121,7 +124,7 @@ async def test_a_throttle_cut_on_one_shard_cuts_the_others_through_the_board(
 
     ray.init(address=ray_cluster, include_dashboard=False, log_to_driver=False)
     try:
-        board = ray.remote(num_cpus=0)(LimitBoard).remote([0, 1], 2, 16)
+        board = ray.remote(num_cpus=0)(LimitBoard).remote([0, 1], 2, [(16, None, None)])
         throttled, other = CallLimits(8, 16), CallLimits(8, 16)
         notes: list[str] = []
         async with (
@@ -144,3 +147,25 @@ async def test_a_throttle_cut_on_one_shard_cuts_the_others_through_the_board(
         assert notes == []
     finally:
         ray.shutdown()
+
+
+def test_each_endpoints_limit_holds_for_the_cluster_and_is_borrowed(
+    workspace: Workspace, ray_cluster: str
+) -> None:
+    run = ray_run(workspace, heavy=60, light=1)
+    config = SimulatorConfig(latency_ms=200)
+    with SimulatorThread(config) as first, SimulatorThread(replace(config)) as second:
+        args = dataset_args(run, first, ray_cluster, "--shards", "2", "--quiet")
+        at = args.index("--base-url")
+        del args[at : at + 2]  # the endpoints instead
+        args += ["--endpoint", f"a={first.base_url}", "--endpoint", f"b={second.base_url}"]
+        args += ["--max-concurrency", "12", "--concurrency", "12"]
+        done = invoke(args)
+        assert done.exit_code == 0, done.output
+        peaks = [sim.stats()["max_in_flight"] for sim in (first, second)]
+    rows = pq.read_table(str(run.out)).to_pylist()
+    assert {row["endpoint"] for row in rows} == {"a", "b"}
+    # The run's 12 are 6 for each endpoint (equal weights), for the whole cluster. Split
+    # evenly, the busy shard would have 3 of each, and the light one's call 1 more.
+    assert all(peak <= 6 for peak in peaks), peaks
+    assert max(peaks) >= 5, peaks

@@ -7,7 +7,70 @@ import random
 
 import pytest
 
-from dscall.executors.limit_board import BoardReply, LimitBoard, ShardReport
+from dscall.executors import limit_board
+from dscall.executors.limit_board import BoardReply as Reply
+from dscall.executors.slot_pool import EndpointState
+
+
+class BoardReply:
+    """A reply seen from a one-endpoint run (its only endpoint's share)."""
+
+    def __init__(self, reply: Reply) -> None:
+        one = reply.endpoints[0] if reply.endpoints else None
+        self.cap = None if one is None else one.cap
+        self.rpm = None if one is None else one.rpm
+        self.tpm = None if one is None else one.tpm
+        self.peer_cuts = 0 if one is None else one.peer_cuts
+        self.stop = reply.stop
+        self.budget_usd = reply.budget_usd
+
+
+def ShardReport(
+    rank: int,
+    cap: int,
+    in_flight: int,
+    waiting: int,
+    cuts: int,
+    committed_usd: float = 0.0,
+    done: bool = False,
+    lease_usd: float = 0.0,
+) -> limit_board.ShardReport:
+    state = EndpointState(cap, in_flight, waiting, cuts)
+    return limit_board.ShardReport(rank, (state,), committed_usd, done, lease_usd)
+
+
+class LimitBoard:
+    """The board of a run with one endpoint (``max_concurrency`` None: with none)."""
+
+    def __init__(
+        self,
+        ranks: list[int],
+        world: int,
+        max_concurrency: int | None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        budget_usd: float | None = None,
+    ) -> None:
+        limits = [] if max_concurrency is None else [(max_concurrency, rpm, tpm)]
+        self.board = limit_board.LimitBoard(ranks, world, limits, budget_usd)
+
+    def join(self, rank: int) -> BoardReply:
+        return BoardReply(self.board.join(rank))
+
+    def sync(self, report: limit_board.ShardReport) -> BoardReply:
+        return BoardReply(self.board.sync(report))
+
+    def top_up(self, rank: int, need: float) -> float:
+        return self.board.top_up(rank, need)
+
+    def stop_reason(self) -> str | None:
+        return self.board.stop_reason()
+
+    def held(self) -> int:
+        return self.board.held()
+
+    def lost(self, rank: int) -> None:
+        self.board.lost(rank)
 
 
 class FakeShard:
@@ -106,11 +169,29 @@ def test_a_shards_throttle_cut_is_passed_to_every_other_shard_once() -> None:
     assert board.sync(shards[0].report()).peer_cuts == 0
 
 
-def test_several_endpoints_leave_concurrency_and_rates_alone() -> None:
-    board = LimitBoard([0, 1], 2, None, rpm=600, budget_usd=1.0)
-    reply = board.join(0)
-    assert (reply.cap, reply.rpm, reply.tpm) == (None, None, None)
-    assert reply.budget_usd == 0.0  # a lease starts at nothing: the first hold asks
+def test_a_lease_starts_at_nothing() -> None:
+    board = LimitBoard([0, 1], 2, 8, rpm=600, budget_usd=1.0)
+    assert board.join(0).budget_usd == 0.0  # the first hold asks
+
+
+def test_each_endpoint_has_its_own_slots_rates_and_cuts() -> None:
+    board = limit_board.LimitBoard([0, 1], 2, [(8, 600, None), (4, None, 1000)])
+    first = board.join(0)
+    board.join(1)
+    assert [share.cap for share in first.endpoints] == [4, 2]
+    assert (first.endpoints[0].rpm, first.endpoints[1].tpm) == (300, 500)
+    busy = (EndpointState(4, 4, 30, 1), EndpointState(2, 0, 0, 0))  # a cut on the first one
+    idle = (EndpointState(4, 0, 0, 0), EndpointState(2, 2, 20, 0))
+    board.sync(limit_board.ShardReport(0, busy))
+    reply = board.sync(limit_board.ShardReport(1, idle))
+    assert [share.peer_cuts for share in reply.endpoints] == [1, 0]  # that endpoint only
+    assert reply.endpoints[0].cap == 1  # it asks nothing of the first
+    assert reply.endpoints[1].cap == 2  # the first shard still holds 2 of the second's 4
+    assert (board.held(0), board.held(1)) == (8, 4)  # its old cap of 4 counts until it runs with 1
+    board.sync(limit_board.ShardReport(1, (EndpointState(1, 0, 0, 0), idle[1])))
+    again = board.sync(limit_board.ShardReport(0, busy))
+    assert again.endpoints[0].cap == 7  # the second shard runs with 1 now
+    assert board.held(0) <= 8
 
 
 def report(rank: int, committed: float, lease: float, done: bool = False) -> ShardReport:
