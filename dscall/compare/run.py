@@ -31,7 +31,7 @@ from dscall.pipeline.control import RunControl, signals_stop
 from dscall.pipeline.run import new_run_id, resolve_api_key
 from dscall.pricing import PriceTable, load_prices
 from dscall.stats import FrontTally, RunStats
-from dscall.traces import open_traces
+from dscall.traces import open_traces, traced
 
 if TYPE_CHECKING:
     from dscall.traces.spans import RunTraces
@@ -124,14 +124,12 @@ async def _run(
     run_id = new_run_id()
     names = [variant.name for variant in built.variants]
     traces = open_traces(run_id, settings.base.prompt.model, stats, notify, "compare", names)
-    if traces is None:  # OTEL_* unset, or the extra missing
-        return await _run_with(settings, built, sample, prices, api_key, stats, notify, run_id)
-    async with traces:  # the run span, ended (and its spans flushed) after the Parquet
-        result = await _run_with(
+    return await traced(
+        traces,
+        lambda traces: _run_with(
             settings, built, sample, prices, api_key, stats, notify, run_id, traces
-        )
-        traces.ended(result.exit_code, result.stop_reason)
-        return result
+        ),
+    )
 
 
 async def _run_with(

@@ -43,7 +43,7 @@ from dscall.pipeline.endpoint_checks import dearest_prices
 from dscall.pipeline.plan_outputs import open_plan, run_requests
 from dscall.pricing import load_prices
 from dscall.stats import RunStats, StepFigures
-from dscall.traces import open_traces
+from dscall.traces import open_traces, traced
 
 if TYPE_CHECKING:
     from dscall.pipeline.cluster_hook import ClusterHook
@@ -139,12 +139,12 @@ async def _run(
 ) -> RunResult:
     run_id = new_run_id()
     traces = open_traces(run_id, settings.prompt.model, stats, notify)  # None: OTEL_* unset
-    if traces is None:
-        return await _run_with(settings, api_key, stats, notify, run_id, None, sources, cluster)
-    async with traces:  # the run span, ended (and its spans flushed) after the outputs
-        result = await _run_with(settings, api_key, stats, notify, run_id, traces, sources, cluster)
-        traces.ended(result.exit_code, result.stop_reason)
-        return result
+    return await traced(
+        traces,
+        lambda traces: _run_with(
+            settings, api_key, stats, notify, run_id, traces, sources, cluster
+        ),
+    )
 
 
 async def _run_with(

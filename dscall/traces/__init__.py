@@ -17,8 +17,8 @@ environment variables once and the call path checks one attribute per call
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from dscall.stats import RunStats
@@ -31,6 +31,30 @@ TRACES_ENV = (
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 )
 MISSING = "OpenTelemetry is not installed: pip install 'dscall[otel]'"
+
+
+class Ended(Protocol):
+    """How a run ended, as its run span records it."""
+
+    @property
+    def exit_code(self) -> int: ...
+
+    @property
+    def stop_reason(self) -> object | None: ...
+
+
+R = TypeVar("R", bound=Ended)
+
+
+async def traced(traces: RunTraces | None, body: Callable[[RunTraces | None], Awaitable[R]]) -> R:
+    """``body(traces)`` inside the run span of ``traces``, which ends (and its spans are
+    flushed) after the body's outputs; without traces, just ``body(None)``."""
+    if traces is None:
+        return await body(None)
+    async with traces:
+        result = await body(traces)
+        traces.ended(result.exit_code, result.stop_reason)
+        return result
 
 
 def tracing_requested(environ: Mapping[str, str] = os.environ) -> bool:
