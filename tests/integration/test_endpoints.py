@@ -113,6 +113,27 @@ def _server_stats(url: str) -> dict[str, Any]:
     return stats
 
 
+def _killer(
+    servers: list[tuple[subprocess.Popen[str], str]], requests: int, seen: list[dict[str, Any]]
+) -> threading.Thread:
+    """A thread that SIGKILLs every server once they have received ``requests`` in all (within
+    30 s), keeping in ``seen`` their stats at that moment."""
+
+    def kill_when_busy() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            stats = [_server_stats(url) for _, url in servers]
+            if sum(one["requests_received"] for one in stats) >= requests:
+                seen.extend(stats)
+                for process, _ in servers:
+                    process.send_signal(signal.SIGKILL)  # the process is gone at once
+                    process.wait()
+                return
+            time.sleep(0.005)
+
+    return threading.Thread(target=kill_when_busy)
+
+
 def test_killed_endpoint_fails_over_and_nothing_is_paid_twice(tmp_path: Path) -> None:
     doomed, doomed_url = _mock_server_process("--latency-ms", "20")
     try:
@@ -123,29 +144,18 @@ def test_killed_endpoint_fails_over_and_nothing_is_paid_twice(tmp_path: Path) ->
                 concurrency=4,
                 max_concurrency=8,
             )
-            killed_at: dict[str, int] = {}
-
-            def kill_when_busy() -> None:
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    stats = _server_stats(doomed_url)
-                    if stats["requests_received"] >= 20:
-                        killed_at["ok"] = int(stats["responses_by_status"].get("200", 0))
-                        doomed.send_signal(signal.SIGKILL)  # the process is gone at once
-                        doomed.wait()
-                        return
-                    time.sleep(0.005)
-
-            killer = threading.Thread(target=kill_when_busy)
+            seen: list[dict[str, Any]] = []
+            killer = _killer([(doomed, doomed_url)], 20, seen)
             killer.start()
             result, stats, _ = run(settings)
             killer.join()
-            assert "ok" in killed_at, "the run ended before the endpoint could be killed"
+            assert seen, "the run ended before the endpoint could be killed"
+            killed_ok = int(seen[0]["responses_by_status"].get("200", 0))
             rows = read_rows(settings.output.out)
             assert_rows_complete(rows)
             assert result.exit_code == EXIT_OK
             assert all(row["status"] == "ok" for row in rows)
-            paid = killed_at["ok"] + ok_200(b)
+            paid = killed_ok + ok_200(b)
             distinct = sum(1 for row in rows if not row["cached"])
             # Answers lost with the killed process (on the wire at the kill: at most its share
             # of --max-concurrency, 4 of 8) may be paid again; nothing else is.
@@ -383,19 +393,7 @@ def test_every_endpoint_killed_mid_run_stops_with_what_finished_written(tmp_path
             max_concurrency=8,
             max_outage_s=1.0,
         )
-
-        def kill_both_when_busy() -> None:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                seen = [_server_stats(url) for _, url in servers]
-                if sum(s["requests_received"] for s in seen) >= 30:
-                    for process, _ in servers:
-                        process.send_signal(signal.SIGKILL)
-                        process.wait()
-                    return
-                time.sleep(0.005)
-
-        killer = threading.Thread(target=kill_both_when_busy)
+        killer = _killer(servers, 30, [])
         killer.start()
         result, _, _ = run(settings)
         killer.join()
