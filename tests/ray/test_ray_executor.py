@@ -115,7 +115,7 @@ def one_chunk_corpus(workspace: Workspace) -> Workspace:
     return replace(workspace, corpus=corpus, out=workspace.root / "results")
 
 
-# One chunk per document (the last --chunk-tokens wins); 2 shards of 2 requests in flight each.
+# One chunk per document (the last --chunk-tokens wins); 2 shards sharing 4 requests in flight.
 LIMITS = ("--chunk-tokens", "256", "--shards", "2", "--max-concurrency", "4", "--concurrency", "4")
 
 
@@ -134,7 +134,9 @@ def test_a_killed_shard_is_run_again_and_pays_only_for_calls_in_flight(
     assert len({row["doc_path"] for row in rows}) == len(rows) == 40
     assert {row["status"] for row in rows} == {"ok"}
     stats = slow_sim.stats()
-    # Each shard has 2 requests in flight at most: the killed one's may be paid again.
+    # The kill comes early (6 of 40 requests), while both shards have most of their documents
+    # waiting: the board's caps follow demand, so each runs with 2 of the 4 then. The killed
+    # one's 2 in flight may be paid again.
     assert stats["bodies_paid_more_than_once"] <= 2
     assert stats["requests_received"] <= 40 + 2
 
