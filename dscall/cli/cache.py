@@ -1,5 +1,6 @@
 """`dscall cache stats|clear`: look at and empty the result cache (SPEC §5), and the stores
-beside it: the manifest of incremental reruns and the shared Redis tier (``cli/cache_stores``).
+beside it: the manifest of incremental reruns and the shared Redis tier
+(``calls/store_maintenance``).
 
 Where the cache is comes from ``--cache-dir`` and ``--cache-url``, else from the settings files
 and ``DSCALL_CACHE_DIR`` / ``DSCALL_CACHE_URL`` as for ``process`` (``cli/config_params``).
@@ -19,7 +20,7 @@ from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from dscall.secret_urls import public_url
 
 if TYPE_CHECKING:
-    from dscall.cli.cache_stores import StoreStats
+    from dscall.calls.store_maintenance import StoreStats
 
 cache_app = typer.Typer(
     name="cache",
@@ -78,7 +79,8 @@ def stats(
 
         directory = cache_dir or config.default_cache_dir()
         found = cache_stats(directory, namespace)
-        # Shared by every namespace (cache_stores): shown only when no namespace is asked for.
+        # Shared by every namespace (calls.store_maintenance): shown only when no namespace
+        # is asked for.
         others = [] if namespace is not None else _other_stats(directory, cache_url)
         console = Console(highlight=False)
         if not found and not others:
@@ -121,10 +123,10 @@ def stats(
 
 
 def _other_stats(directory: Path, cache_url: str | None) -> list[StoreStats]:
-    from dscall.cli import cache_stores
+    from dscall.calls import store_maintenance as stores
 
-    found = [cache_stores.manifest_stats(directory)]
-    found += cache_stores.redis_stats(cache_url) if cache_url else []
+    found = [stores.manifest_stats(directory)]
+    found += stores.redis_stats(cache_url) if cache_url else []
     return [item for item in found if item is not None]
 
 
@@ -154,8 +156,8 @@ def clear(
     """Remove cached answers: the next run pays for them again."""
 
     def command() -> int:
+        from dscall.calls import store_maintenance as stores
         from dscall.calls.cache_maintenance import cache_stats, clear_cache
-        from dscall.cli import cache_stores
         from dscall.progress import escape_controls
 
         if (namespace is None) == (not all_namespaces):
@@ -165,11 +167,11 @@ def clear(
         which = "every namespace" if all_namespaces else f"namespace {namespace!r}"
         which = escape_controls(which)
         entries = sum(item.entries for item in cache_stats(directory, namespace))
-        # The manifest and Redis serve every namespace alike (cache_stores): only --all.
-        manifest = cache_stores.manifest_stats(directory) if all_namespaces else None
+        # The manifest and Redis serve every namespace alike (calls.store_maintenance): only --all.
+        manifest = stores.manifest_stats(directory) if all_namespaces else None
         shared = 0
         if cache_url and all_namespaces:
-            shared = cache_stores.redis_stats(cache_url)[0].entries
+            shared = stores.redis_stats(cache_url)[0].entries
         elif cache_url:
             typer.echo(
                 "note: Redis keeps its answers: they do not say their namespace "
@@ -192,8 +194,8 @@ def clear(
                 typer.echo("nothing removed", err=True)
                 return EXIT_SOME_FAILED
         removed = clear_cache(directory, namespace)
-        documents = cache_stores.clear_manifest(directory) if manifest is not None else None
-        shared = cache_stores.clear_redis(cache_url) if cache_url and all_namespaces else 0
+        documents = stores.clear_manifest(directory) if manifest is not None else None
+        shared = stores.clear_redis(cache_url) if cache_url and all_namespaces else 0
         done = _also(documents, shared, url)
         typer.echo(f"removed {removed:,} cached entries ({which}) under {where}{done}")
         return EXIT_OK
