@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -21,11 +21,13 @@ from dscall.config import PROGRESS_PLAIN_INTERVAL_S, ProcessSettings
 from dscall.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from dscall.output.safety import STDOUT
 from dscall.output.summary_file import write_summary
-from dscall.pipeline.dryrun import DocumentEstimate, estimate_run
-from dscall.pipeline.run import RunResult, run_process
 from dscall.progress import ProgressDisplay, choose_mode, safe_text
 from dscall.stats import RunStats
 from dscall.summary import render_summary
+
+if TYPE_CHECKING:  # the run path is imported only where it runs: a Ray driver never runs it
+    from dscall.pipeline.dryrun import DocumentEstimate
+    from dscall.pipeline.run import RunResult
 
 
 def execute(
@@ -87,6 +89,8 @@ def _execute(
     mode = choose_mode(quiet, stream)
     err = Console(file=stream, highlight=False, soft_wrap=True)
     if settings.dry_run:
+        from dscall.pipeline.dryrun import estimate_run
+
         quiet_display = "quiet" if mode == "rich" else mode
         with ProgressDisplay(
             stats, quiet_display, stream, interval_s=progress_interval_s
@@ -98,6 +102,8 @@ def _execute(
         from dscall.cli.process_ray import execute_ray
 
         return execute_ray(settings, api_key, stats, quiet, stream, progress_interval_s)
+    from dscall.pipeline.run import run_process
+
     with (
         _restored_signals(),
         ProgressDisplay(stats, mode, stream, interval_s=progress_interval_s) as display,
