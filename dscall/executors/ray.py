@@ -26,6 +26,7 @@ from dscall.executors.documents import check_documents_folder, clear_documents, 
 from dscall.executors.limit_board import LimitBoard, board_limits
 from dscall.executors.live import PUSH_INTERVAL_S, ProgressBoard, show
 from dscall.executors.merge import merge_into
+from dscall.executors.ray_address import check_reachable
 from dscall.executors.shard import ShardResult, run_shard
 from dscall.executors.shards import Plan, ShardPlan, plan_shards, settings_fingerprint
 from dscall.stats import RunStats
@@ -183,6 +184,7 @@ def _connect(ray: Any, address: str | None) -> bool:
         if address is None:
             ray.init(**options)
         else:
+            check_reachable(address)  # nothing listening: ray.init would retry for ever
             ray.init(address=address, **options)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = address or "this machine"
