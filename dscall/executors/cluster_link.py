@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from dscall.calls.limits import CallLimits
-from dscall.errors import BudgetExhausted
+from dscall.errors import BudgetExhausted, UsageError
 from dscall.executors.limit_board import BoardReply, ShardReport
 from dscall.executors.slot_pool import EndpointState
 from dscall.pipeline.budget import Budget
@@ -29,6 +29,21 @@ SYNC_INTERVAL_S = 0.2
 BOARD_TIMEOUT_S = 30.0  # a board that does not answer a top-up in this long: out of budget
 
 Notify = Callable[[str], None]
+
+
+def board_api_key(board: Any) -> str:
+    """The run's explicit API key, which the driver handed to the board (never in a task's
+    arguments). Asked once, before the shard's run is built; no error here shows it."""
+    ray = importlib.import_module("ray")
+    try:
+        key = ray.get(board.api_key.remote(), timeout=BOARD_TIMEOUT_S)
+    except Exception as exc:  # the board gone or slow: its type only, no message
+        raise RuntimeError(
+            f"the run's limit board did not hand over the API key ({type(exc).__name__})"
+        ) from None
+    if not isinstance(key, str) or not key:
+        raise UsageError("the driver said it gave the limit board an API key, but it holds none")
+    return key
 
 
 class ClusterLink:

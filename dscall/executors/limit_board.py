@@ -27,6 +27,12 @@ board is plain arithmetic over the shards' reports, so the unit tests call it di
 
 Several endpoints: each has a pool of its own (its ``max_concurrency``, ``rpm``, ``tpm`` as
 the run's plan gives them), and a throttle of one endpoint cuts that endpoint only.
+
+- **The API key.** An explicit key reaches the shards through the board, not in their task
+  arguments (Ray keeps a task's arguments in its spec, for retries and scheduling): the driver
+  hands it over with one method call (``hold_api_key``; not a constructor argument, which Ray
+  stores for actor restarts) and each shard asks for it once (``api_key``). It is held in
+  memory only; no reply, report, error or ``repr`` of the board shows it.
 """
 
 from __future__ import annotations
@@ -92,6 +98,19 @@ class LimitBoard:
         self._leases = {rank: _Lease() for rank in ranks}
         self._sunk_usd = 0.0  # leases of attempts whose worker died
         self._stop: str | None = None
+        self._api_key: str | None = None  # the run's explicit key: never shown
+
+    def __repr__(self) -> str:
+        key = "held" if self._api_key is not None else "none"
+        return f"LimitBoard(shards={len(self._leases)}, endpoints={len(self._pools)}, key={key})"
+
+    def hold_api_key(self, key: str) -> None:
+        """The run's explicit API key, from the driver, for the shards (``api_key``)."""
+        self._api_key = key
+
+    def api_key(self) -> str | None:
+        """The key the driver handed over (None: none was; the shards use their own env)."""
+        return self._api_key
 
     def join(self, rank: int) -> BoardReply:
         """A shard's attempt starts: its caps and lease. A retry's dead attempt keeps its lease

@@ -6,7 +6,8 @@ marker says they are done with these settings over these documents, and sends ea
 to a task calling ``run_shard``. Ray runs a task again when its worker dies (a crash, SIGKILL,
 a lost node), up to ``--shard-retries`` times; an error the shard itself raised is not
 retried (it would fail the same way). A shard lost for good leaves the other shards' parts and
-markers, and the run exits 1 naming it.
+markers, and the run exits 1 naming it. An explicit API key reaches the shards through the
+run's ``LimitBoard`` actor, never in a task's arguments (``shard_task_kwargs``).
 
 Ray is imported only here, and only for this executor (the ``dscall[ray]`` extra).
 """
@@ -210,6 +211,13 @@ def _run_shards(
         # A shard without documents never joins: it holds nothing
         *board_limits(settings, [s.rank for s in todo if s.sources], result.world_size)
     )
+    if api_key is not None:  # held by the board before any shard may ask for it
+        try:
+            ray.get(limits.hold_api_key.remote(api_key))
+        except BaseException:
+            ray.kill(board)
+            ray.kill(limits)
+            raise
     pending: dict[Any, int] = {}
     for shard in todo:
         clear_shard(folder, shard)  # the task clears it too; this covers a task never started
@@ -219,17 +227,8 @@ def _run_shards(
             max_retries=settings.executor.shard_retries,
             retry_exceptions=False,
         )
-        ref = options.remote(
-            settings,
-            shard.rank,
-            shard.world_size,
-            plan=shard,
-            api_key=api_key,
-            board=board,
-            limits=limits,
-            directory=os.getcwd(),
-        )
-        pending[ref] = shard.rank
+        kwargs = shard_task_kwargs(settings, shard, api_key is not None, board, limits)
+        pending[options.remote(**kwargs)] = shard.rank
     finished = RunStats()  # the shards that ended; shown with the live figures of the others
     merge_into(finished, stats)  # what the driver counted itself (files discovery skipped)
     live: dict[int, RunStats] = {}
@@ -253,6 +252,24 @@ def _run_shards(
         ray.kill(board)
         ray.kill(limits)
     result.shards.sort(key=lambda shard: shard.rank)
+
+
+def shard_task_kwargs(
+    settings: ProcessSettings, shard: ShardPlan, key_given: bool, board: Any, limits: Any
+) -> dict[str, Any]:
+    """``run_shard``'s arguments for one shard's task. Never the API key: Ray keeps a task's
+    arguments in its spec (for retries, and sent for scheduling). With ``key_given`` the shard
+    asks the ``limits`` board, to which the driver handed the key, for it."""
+    return {
+        "settings": settings,
+        "rank": shard.rank,
+        "world_size": shard.world_size,
+        "plan": shard,
+        "key_on_board": key_given,
+        "board": board,
+        "limits": limits,
+        "directory": os.getcwd(),
+    }
 
 
 def _collect(ray: Any, ref: Any, rank: int, stats: RunStats, notify: Notify) -> ShardOutcome:

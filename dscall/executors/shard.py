@@ -69,18 +69,29 @@ def run_shard(
     board: Any = None,
     limits: Any = None,
     directory: str | None = None,
+    key_on_board: bool = False,
 ) -> ShardResult:
     """Run shard ``rank`` of ``world_size`` of ``settings`` (whose ``--out`` is the dataset's
     folder). ``plan``: its documents as the driver discovered them; by default they are
     discovered here (every shard then lists the inputs itself). ``board``: a Ray actor handle
     (``executors.live``) to push live figures to. ``limits``: the run's ``LimitBoard`` actor
     (``executors.limit_board``), which holds the limits and the budget for all shards.
-    ``directory``: the driver's working directory, where relative paths are (``workdir``)."""
+    ``directory``: the driver's working directory, where relative paths are (``workdir``).
+    ``key_on_board``: the run's explicit API key is held by ``limits`` (the Ray executor sends
+    no key in a task's arguments): the shard asks for it once, before its run."""
     try:
         with in_directory(directory, settings):
-            return _shard(settings, rank, world_size, plan, api_key, board, limits)
+            key = _KeyOnBoard() if key_on_board else api_key
+            return _shard(settings, rank, world_size, plan, key, board, limits)
     except UsageError as exc:  # the same on every retry: told, not retried
         return ShardResult(rank, world_size, exc.exit_code, 0, 0, error=str(exc))
+
+
+class _KeyOnBoard:
+    """The key is the board's: asked for once, in ``_run`` (a shard without documents never
+    asks)."""
+
+    __slots__ = ()
 
 
 def _shard(
@@ -88,7 +99,7 @@ def _shard(
     rank: int,
     world_size: int,
     plan: ShardPlan | None,
-    api_key: str | None,
+    api_key: str | _KeyOnBoard | None,
     board: Any,
     limits: Any,
 ) -> ShardResult:
@@ -133,11 +144,11 @@ def _shard(
 def _run(
     settings: ProcessSettings,
     plan: ShardPlan,
-    api_key: str | None,
+    api_key: str | _KeyOnBoard | None,
     result: ShardResult,
     limits: Any,
 ) -> None:
-    from dscall.executors.cluster_link import ClusterLink
+    from dscall.executors.cluster_link import ClusterLink, board_api_key
     from dscall.pipeline.run import run_process
 
     def note(text: str) -> None:
@@ -145,11 +156,10 @@ def _run(
             result.notes.append(text)
 
     try:
+        key = board_api_key(limits) if isinstance(api_key, _KeyOnBoard) else api_key
         with _signals_kept():
             cluster = None if limits is None else ClusterLink(limits, plan.rank, note)
-            ran = asyncio.run(
-                run_process(settings, api_key, result.stats, note, plan.sources, cluster)
-            )
+            ran = asyncio.run(run_process(settings, key, result.stats, note, plan.sources, cluster))
     except DscallError as exc:  # a usage or configuration error: the same on every retry
         result.exit_code = exc.exit_code
         result.error = str(exc)
