@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -28,22 +29,29 @@ from dscall.pipeline.engine import Engine
 SYNC_INTERVAL_S = 0.2
 BOARD_TIMEOUT_S = 30.0  # a board that does not answer a top-up in this long: out of budget
 
+KEY_POLL_S = 0.02  # a shard that asks for the key before the driver's call reached the board
 Notify = Callable[[str], None]
 
 
 def board_api_key(board: Any) -> str:
     """The run's explicit API key, which the driver handed to the board (never in a task's
-    arguments). Asked once, before the shard's run is built; no error here shows it."""
+    arguments). Asked once, before the shard's run is built; no error here shows it. The
+    driver does not wait for the board to hold it before sending the shards (that would put
+    the actor's start before theirs), so a shard that asks first asks again, briefly."""
     ray = importlib.import_module("ray")
-    try:
-        key = ray.get(board.api_key.remote(), timeout=BOARD_TIMEOUT_S)
-    except Exception as exc:  # the board gone or slow: its type only, no message
-        raise RuntimeError(
-            f"the run's limit board did not hand over the API key ({type(exc).__name__})"
-        ) from None
-    if not isinstance(key, str) or not key:
-        raise UsageError("the driver said it gave the limit board an API key, but it holds none")
-    return key
+    deadline = time.monotonic() + BOARD_TIMEOUT_S
+    while True:
+        try:
+            key = ray.get(board.api_key.remote(), timeout=BOARD_TIMEOUT_S)
+        except Exception as exc:  # the board gone or slow: its type only, no message
+            raise RuntimeError(
+                f"the run's limit board did not hand over the API key ({type(exc).__name__})"
+            ) from None
+        if isinstance(key, str) and key:
+            return key
+        if time.monotonic() >= deadline:
+            raise UsageError("the driver said it gave the limit board an API key; it holds none")
+        time.sleep(KEY_POLL_S)
 
 
 class ClusterLink:

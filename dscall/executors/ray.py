@@ -211,13 +211,8 @@ def _run_shards(
         # A shard without documents never joins: it holds nothing
         *board_limits(settings, [s.rank for s in todo if s.sources], result.world_size)
     )
-    if api_key is not None:  # held by the board before any shard may ask for it
-        try:
-            ray.get(limits.hold_api_key.remote(api_key))
-        except BaseException:
-            ray.kill(board)
-            ray.kill(limits)
-            raise
+    if api_key is not None:  # not waited for: the actor starts while the shards' workers do
+        limits.hold_api_key.remote(api_key)
     pending: dict[Any, int] = {}
     for shard in todo:
         clear_shard(folder, shard)  # the task clears it too; this covers a task never started
