@@ -11,7 +11,8 @@ and incremental (a cached rerun of 100,000 files with and without the manifest,
 bench/bench_incremental.py, about a minute), and chain (--mode map-reduce: requests/s vs map
 mode, memory at 100,000 chunks, the seed's case as one chain; bench/bench_chain.py), and
 schema (validation cost per answer of --schema, jsonschema beside fastjsonschema;
-bench/bench_schema.py), and ray (--executor ray vs local on the latency-bound case,
+bench/bench_schema.py), and ray (--executor ray vs local on the latency-bound case at 5,000
+and 20,000 chunks, with Ray's floor for a new job,
 extraction-bound 1 vs 2 nodes, peak RSS per shard; bench/bench_ray.py), and redis (cached
 reruns over the shared cache tier; bench/bench_redis.py: needs redis-server); incremental,
 ray and redis are issue 15's.

@@ -7,10 +7,15 @@
    answering at once, 2 shards on a test cluster of 1 node (they run one after the other),
    then of 2 nodes (one CPU each): documents/s over the command's wall time, start-up
    included, and their ratio (target >= 1.5x: the second node's CPU is used).
+   Beside it, Ray's own floor on this machine: what a new job costs before any of dscall runs
+   (a process that imports Ray, connects, runs one empty task on each node and shuts down,
+   less a bare Python process), and the ratio that floor alone allows at this size:
+   local / (local + floor). The same case at ``--large-docs`` (20,000) chunks shows the
+   ratio once start-up is amortised.
 3. memory per shard: the peak RSS of each shard's Ray worker (``ru_maxrss``, reported by
    the shard itself), the largest of every Ray run above (target <= 512 MB).
 
-    PYTHONPATH=. .venv/bin/python -m bench.bench_ray [--docs N] [--pdfs N] [--quick]
+    PYTHONPATH=. .venv/bin/python -m bench.bench_ray [--docs N] [--large-docs N] [--pdfs N]
 
 Each run is its own `dscall process` process with a fresh cache namespace (nothing cached);
 throughput is over the command's wall time, start-up included, and over the shards' own time
@@ -40,6 +45,7 @@ from bench.harness import WORK_DIR, Row, pinned_to, print_table
 TARGET_RATIO = 0.9  # Ray vs local, latency-bound
 TARGET_NODES_RATIO = 1.5  # 2 nodes vs 1, extraction-bound
 TARGET_SHARD_RSS_MB = 512.0
+LARGE_DOCS = 20_000  # the latency-bound case where Ray's start-up is amortised
 PDF_PAGES = 200
 PDF_CHUNK_TOKENS = 8000  # ~11 chunks a PDF: the requests cost little beside the extraction
 RAY_ENV = {
@@ -80,6 +86,31 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
     return wall, json.loads(done.stdout)
 
 
+_FLOOR_SCRIPT = """
+import sys, ray
+ray.init(address=sys.argv[1], include_dashboard=False, log_to_driver=False,
+         configure_logging=False, _node_ip_address="127.0.0.1")
+task = ray.remote(num_cpus=1)(lambda: None)
+ray.get([task.remote() for _ in range(int(sys.argv[2]))])
+ray.shutdown()
+"""
+
+
+def ray_floor(address: str, tasks: int, env: dict[str, str], repeats: int = 3) -> float:
+    """Seconds a new Ray job costs on this cluster before any of dscall runs: import Ray,
+    connect, one empty task per CPU (its worker process started), shut down; less a bare
+    Python process's wall time. The least of ``repeats``."""
+
+    def wall(*args: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, *args], env=env, check=True, capture_output=True)
+        return time.perf_counter() - started
+
+    bare = min(wall("-c", "pass") for _ in range(repeats))
+    job = min(wall("-c", _FLOOR_SCRIPT, address, str(tasks)) for _ in range(repeats))
+    return job - bare
+
+
 def _entry(wall: float, summary: dict[str, Any], docs: int) -> dict[str, Any]:
     entry: dict[str, Any] = {"wall_s": round(wall, 3), "chunks": summary["chunks"]["ok"]}
     entry["chunks_per_s"] = round(entry["chunks"] / wall, 1)
@@ -98,7 +129,7 @@ def _entry(wall: float, summary: dict[str, Any], docs: int) -> dict[str, Any]:
 
 
 def measure(
-    docs: int, shards: int, latency_ms: float, concurrency: int, pdfs: int
+    docs: int, shards: int, latency_ms: float, concurrency: int, pdfs: int, large_docs: int = 0
 ) -> dict[str, Any]:
     os.environ.update(RAY_ENV)
     from ray.cluster_utils import Cluster
@@ -108,9 +139,11 @@ def measure(
     root = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     make_corpus(root / "corpus", docs)
     make_pdfs(root / "pdfs", pdfs)
+    if large_docs:
+        make_corpus(root / "large", large_docs)
     env = {**os.environ, "DEEPSEEK_API_KEY": "sk-bench", "DSCALL_NO_CONFIG": "1"}
     f: dict[str, Any] = {"docs": docs, "shards": shards, "latency_ms": latency_ms}
-    f.update(concurrency=concurrency, pdfs=pdfs, pdf_pages=PDF_PAGES)
+    f.update(concurrency=concurrency, pdfs=pdfs, pdf_pages=PDF_PAGES, large_docs=large_docs)
     c = str(concurrency)
     slow_sim = SimulatorThread(SimulatorConfig(latency_ms=latency_ms))
     fast_sim = SimulatorThread(SimulatorConfig())
@@ -131,6 +164,9 @@ def measure(
         wall, summary = run(command(slow, "corpus", "local"), env)
         f["local"] = _entry(wall, summary, docs)
         f["local"]["own_wall_s"] = summary["wall_time_s"]
+        if large_docs:
+            wall, summary = run(command(slow, "large", "large-local"), env)
+            f["large_local"] = _entry(wall, summary, large_docs)
         node = {"num_cpus": 1, "include_dashboard": False, "node_ip_address": "127.0.0.1"}
         cores = _node_cores()
         f["nodes_pinned_to_cores"] = [sorted(c) for c in cores]
@@ -148,6 +184,11 @@ def measure(
             f["pdf_2_nodes"] = _entry(wall, summary, pdfs)
             wall, summary = run(command(slow, "corpus", "ray-up", *ray_args, *address), env)
             f["ray_cluster_up"] = _entry(wall, summary, docs)
+            f["ray_floor_s"] = round(ray_floor(str(cluster.address), shards, env), 3)
+            if large_docs:
+                large = command(slow, "large", "large-ray-up", *ray_args, *address)
+                wall, summary = run(large, env)
+                f["large_ray_cluster_up"] = _entry(wall, summary, large_docs)
         finally:
             cluster.shutdown()
         wall, summary = run(command(slow, "corpus", "ray-own", *ray_args), env)
@@ -171,6 +212,13 @@ def _verdicts(f: dict[str, Any]) -> dict[str, Any]:
     up = f["ray_cluster_up"]
     up["shards_ratio_to_local_own"] = round(up["shards_chunks_per_s"] / own_local, 3)
     f["latency_pass"] = up["ratio_to_local"] >= TARGET_RATIO
+    # Ray's floor alone (nothing of dscall's) allows at most this ratio at this size.
+    local_wall = f["local"]["wall_s"]
+    f["floor_ceiling"] = round(local_wall / (local_wall + f["ray_floor_s"]), 3)
+    if f.get("large_docs"):
+        large = f["large_ray_cluster_up"]
+        large["ratio_to_local"] = round(large["chunks_per_s"] / f["large_local"]["chunks_per_s"], 3)
+        f["large_latency_pass"] = large["ratio_to_local"] >= TARGET_RATIO
     one, two = f["pdf_1_node"], f["pdf_2_nodes"]
     f["nodes_ratio"] = round(two["docs_per_s"] / one["docs_per_s"], 3)
     f["nodes_pass"] = f["nodes_ratio"] >= TARGET_NODES_RATIO
@@ -196,9 +244,13 @@ def rows(f: dict[str, Any]) -> list[Row]:
         Row("ray", "latency-bound, Ray cluster up (2 nodes)",
             f"{up['chunks_per_s']:,.0f}/s = {up['ratio_to_local']:.2f}x", target,
             f["latency_pass"]),
+        Row("ray", "  Ray's own floor: a new job (connect, a worker a node)",
+            f"{f['ray_floor_s']:.2f} s: allows at most {f['floor_ceiling']:.2f}x here", "",
+            None),
         Row("ray", "  the same, shards' own time vs local run's own",
             f"{up['shards_chunks_per_s']:,.0f}/s = {up['shards_ratio_to_local_own']:.2f}x", "",
             None),
+        *_large_rows(f, target),
         Row("ray", "latency-bound, Ray started by dscall",
             f"{own['chunks_per_s']:,.0f}/s = {own['ratio_to_local']:.2f}x", "", None),
         Row("ray", f"extraction-bound, 1 node ({pdfs})",
@@ -215,9 +267,23 @@ def rows(f: dict[str, Any]) -> list[Row]:
     ]  # fmt: skip
 
 
+def _large_rows(f: dict[str, Any], target: str) -> list[Row]:
+    if not f.get("large_docs"):
+        return []
+    local, up = f["large_local"], f["large_ray_cluster_up"]
+    return [
+        Row("ray", f"latency-bound at {f['large_docs']:,} chunks, local",
+            f"{local['chunks_per_s']:,.0f} chunks/s", "", None),
+        Row("ray", f"latency-bound at {f['large_docs']:,} chunks, Ray cluster up",
+            f"{up['chunks_per_s']:,.0f}/s = {up['ratio_to_local']:.2f}x", target,
+            f["large_latency_pass"]),
+    ]  # fmt: skip
+
+
 def main(quick: bool = False) -> dict[str, Any]:
     """For ``python -m bench`` (``--quick``: 2,000 chunks, 16 PDFs)."""
-    figures = measure(2_000 if quick else 5_000, 2, 200.0, 256, 16 if quick else 48)
+    docs, pdfs, large = (2_000, 16, 0) if quick else (5_000, 48, LARGE_DOCS)
+    figures = measure(docs, 2, 200.0, 256, pdfs, large)
     print_table(rows(figures))
     return figures
 
@@ -228,10 +294,18 @@ def _cli() -> None:
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument(
+        "--large-docs", type=int, default=LARGE_DOCS, help="the latency-bound case again (0: off)"
+    )
     parser.add_argument("--pdfs", type=int, default=48, help=f"{PDF_PAGES}-page PDFs")
     options = parser.parse_args()
     figures = measure(
-        options.docs, options.shards, options.latency_ms, options.concurrency, options.pdfs
+        options.docs,
+        options.shards,
+        options.latency_ms,
+        options.concurrency,
+        options.pdfs,
+        options.large_docs,
     )
     print_table(rows(figures))
     print(json.dumps(figures))
