@@ -80,6 +80,7 @@ class AdaptiveConcurrency:
     """
 
     __slots__ = (
+        "_ceiled",
         "_clock",
         "_cut_at",
         "_drain",
@@ -139,6 +140,9 @@ class AdaptiveConcurrency:
         self._fast_until = 0
         # Additive step per round trip: 1, doubling once the limit has passed _refused.
         self._step = 1
+        # The limit a lowered ceiling cut it from (0: none): raised again, the limit goes back
+        # there at once, since the ceiling cut it, not the endpoint. A throttle's cut forgets it.
+        self._ceiled = 0
         # The last `window` answers as _OK/_THROTTLED/_OVERLOADED codes, with running counts.
         self._ring = bytearray(window)
         self._pos = 0
@@ -218,11 +222,20 @@ class AdaptiveConcurrency:
 
     def set_maximum(self, maximum: int) -> None:
         """Move the ceiling (a shard's share of a cluster-wide limit, ``dscall.executors``).
-        Lowered below ``in_flight``, nobody new starts until enough requests finish."""
+        Lowered below the limit, the limit follows it down (below ``in_flight``, nobody new
+        starts until enough requests finish). Raised again, the limit returns at once to where
+        the ceiling found it, no higher: the endpoint never refused that level, so it is not
+        probed again one slot per round trip. Above it, growth is the policy's as before."""
         maximum = max(1, maximum)
         self.maximum = maximum
         self.minimum = min(self.minimum, maximum)
-        self._limit = min(self._limit, maximum)
+        if self._limit > maximum:
+            self._ceiled = max(self._ceiled, self._limit)
+            self._limit = maximum
+        elif self._ceiled > self._limit:
+            self._limit = min(self._ceiled, maximum)
+            if self._waiting:
+                self._wake()
 
     def peer_cut(self) -> None:
         """Another shard of the run was throttled by the same endpoint: cut as if this one
@@ -280,6 +293,7 @@ class AdaptiveConcurrency:
         self._drain = self._in_flight
         self._successes = 0
         self._limit = new
+        self._ceiled = 0  # the endpoint refused: a level from before a ceiling is no guide
         self._refused = refused
         self._step = 1
         self._fast_until = max(self._limit, int(refused * AIMD_RECOVERY_FRACTION))

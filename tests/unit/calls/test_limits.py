@@ -584,8 +584,44 @@ async def test_a_lowered_maximum_holds_new_requests_until_the_wire_drains(
     assert limiter.in_flight == 2
     assert limiter.try_acquire()
     assert not limiter.try_acquire()
-    limiter.set_maximum(16)  # raised: the limit grows to it as answers come, not at once
-    assert (limiter.limit, limiter.maximum) == (3, 16)
+    limiter.set_maximum(16)  # raised: back at once to where the ceiling found it, no higher
+    assert (limiter.limit, limiter.maximum) == (8, 16)
+
+
+async def test_a_raised_maximum_gives_back_what_the_ceiling_took_and_wakes_the_waiters(
+    fake_time: FakeTime,
+) -> None:
+    # A shard whose share the board cut while its input was ramping up, then gave back: it
+    # runs at its old level at once, not one slot per round trip (that took a 5,000-call run
+    # of two shards from 4.7 s to 10 s).
+    limiter = AdaptiveConcurrency(128, 256, clock=fake_time.clock)
+    limiter.set_maximum(25)
+    assert limiter.limit == 25
+    await _fill(limiter, 25)
+    waiting = [asyncio.ensure_future(limiter.acquire()) for _ in range(50)]
+    await asyncio.sleep(0)
+    assert limiter.waiting == 50
+    limiter.set_maximum(100)
+    await asyncio.sleep(0)
+    assert (limiter.limit, limiter.in_flight, limiter.waiting) == (100, 75, 0)
+    assert all(task.done() for task in waiting)
+    limiter.set_maximum(200)  # above the old level: only the policy's growth goes there
+    assert limiter.limit == 128
+
+
+async def test_a_throttle_after_a_lowered_maximum_forgets_the_level_before_it(
+    fake_time: FakeTime,
+) -> None:
+    limiter = AdaptiveConcurrency(100, 256, clock=fake_time.clock)
+    limiter.set_maximum(50)
+    await _fill(limiter, 50)
+    for _ in range(NEED_429):
+        limiter.release("throttled")
+    cut = limiter.limit
+    assert cut < 50
+    assert limiter.cuts == 1
+    limiter.set_maximum(256)  # the endpoint refused: the level from before the ceiling is gone
+    assert limiter.limit == cut
 
 
 async def test_a_peer_cut_cuts_once_and_is_not_counted_as_its_own(fake_time: FakeTime) -> None:
