@@ -1,7 +1,7 @@
 """The cluster's limits, held for the whole run (SPEC §14): ``--max-concurrency``, ``--rpm``,
 ``--tpm`` and ``--budget-usd`` are the run's, not each shard's.
 
-``LimitBoard`` is a Ray actor (made remote by the driver, ``num_cpus=0``); each shard's
+``LimitBoard`` is part of the run's one Ray actor (``executors.ray.RunBoard``); each shard's
 ``ClusterLink`` (``executors.cluster_link``) syncs with it about five times a second. The
 board is plain arithmetic over the shards' reports, so the unit tests call it directly.
 

@@ -2,10 +2,11 @@
 a second; the driver reads them and shows the run's sum (finished shards plus live ones) on its
 one display. Figures only: no rows, no text, no key.
 
-The actor is ``ProgressBoard`` made remote by the driver (``ray.remote(num_cpus=0)``: it takes
-no CPU from the shards). A shard whose worker dies leaves its last figures until its retry
-pushes new ones under the same rank, so nothing is counted twice on screen; the summary is
-made from the shards' final results, never from these figures.
+``ProgressBoard``'s methods are part of the run's one actor (``executors.ray.RunBoard``, made
+remote with ``num_cpus=0``: it takes no CPU from the shards). A shard whose worker dies leaves
+its last figures until its retry pushes new ones under the same rank, so nothing is counted
+twice on screen; the summary is made from the shards' final results, never from these
+figures.
 """
 
 from __future__ import annotations

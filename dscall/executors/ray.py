@@ -6,8 +6,9 @@ marker says they are done with these settings over these documents, and sends ea
 to a task calling ``run_shard``. Ray runs a task again when its worker dies (a crash, SIGKILL,
 a lost node), up to ``--shard-retries`` times; an error the shard itself raised is not
 retried (it would fail the same way). A shard lost for good leaves the other shards' parts and
-markers, and the run exits 1 naming it. An explicit API key reaches the shards through the
-run's ``LimitBoard`` actor, never in a task's arguments (``shard_task_kwargs``).
+markers, and the run exits 1 naming it. One actor, ``RunBoard``, holds the run's limits and
+the shards' live figures; an explicit API key reaches the shards through it, never in a task's
+arguments (``shard_task_kwargs``).
 
 Ray is imported only here, and only for this executor (the ``dscall[ray]`` extra).
 """
@@ -206,8 +207,9 @@ def _run_shards(
     if result.shards:
         notify(f"{len(result.shards)} of {result.world_size} shards already done: skipped")
     task = ray.remote(run_shard)
-    board = ray.remote(num_cpus=0)(ProgressBoard).remote()
-    limits = ray.remote(num_cpus=0)(LimitBoard).remote(
+    # One actor for the live figures and the limits: one worker process to start, not two,
+    # while the shards' own workers start on the same CPUs.
+    board = limits = ray.remote(num_cpus=0)(RunBoard).remote(
         # A shard without documents never joins: it holds nothing
         *board_limits(settings, [s.rank for s in todo if s.sources], result.world_size)
     )
@@ -245,8 +247,16 @@ def _run_shards(
         for ref in pending:  # interrupted: the shards still running are stopped
             ray.cancel(ref, force=True)
         ray.kill(board)
-        ray.kill(limits)
     result.shards.sort(key=lambda shard: shard.rank)
+
+
+class RunBoard(LimitBoard, ProgressBoard):
+    """The run's one actor: its cluster-wide limits (``LimitBoard``) and the shards' live
+    figures (``ProgressBoard``)."""
+
+    def __init__(self, *limits: Any) -> None:
+        LimitBoard.__init__(self, *limits)
+        ProgressBoard.__init__(self)
 
 
 def shard_task_kwargs(

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from dscall.config import ProcessSettings
 from dscall.executors.limit_board import LimitBoard, ShardReport
-from dscall.executors.ray import shard_task_kwargs
+from dscall.executors.ray import RunBoard, shard_task_kwargs
 from dscall.executors.shard import run_shard
 from dscall.executors.shards import ShardPlan
 from dscall.executors.slot_pool import EndpointState
+from dscall.stats import RunStats
 
 SECRET = "sk-board-only-9f8e7d6c5b4a39281706"
 
@@ -57,4 +58,20 @@ def test_the_board_hands_back_the_key_and_shows_it_nowhere() -> None:
     for reply in replies:
         assert SECRET not in repr(reply)
     assert SECRET not in str(board.stop_reason())
+    assert SECRET not in repr(board)
+
+
+def test_the_run_board_is_one_actor_for_limits_and_live_figures() -> None:
+    # The driver starts one actor for both (one worker process fewer to start with the
+    # shards'): the limits' calls and the live figures' calls reach the same object.
+    board = RunBoard([0, 1], 2, [(8, None, None)])
+    board.hold_api_key(SECRET)
+    assert board.join(0).endpoints[0].cap == 4
+    stats = RunStats()
+    stats.chunks_done = 3
+    board.report(0, stats)
+    assert board.snapshot()[0].chunks_done == 3
+    board.drop(0)
+    assert board.snapshot() == {}
+    assert board.api_key() == SECRET
     assert SECRET not in repr(board)
