@@ -8,13 +8,17 @@ Starts its own redis-server (Debian's package) on a free loopback port, no persi
 the simulator. Runs, each a whole `dscall process` (extraction, chunking, output, audit):
 
     cold        local cache and Redis empty: pays every chunk (fills both)
-    l1          the same local cache, no --cache-url: every answer a local hit
-    l1+l2       the same local cache and --cache-url: local hits, Redis connected
-    l2          a fresh local cache and --cache-url: every answer from Redis, copied locally
+    manifest    the same local cache, no --cache-url: no file read (the manifest), local hits
+    l1          the same, the manifest removed first: every file read again, local hits
+    l1+l2       the same local cache and --cache-url: the manifest, local hits, Redis connected
+    l2          a fresh local cache and --cache-url: every file read, every answer from Redis,
+                copied locally
 
 Rates are on the run's own clock (--summary-json's wall_time_s), the median of R repeats;
 the process wall (interpreter start-up included) is printed beside them. Target: a cold local
-cache over a warm Redis reruns at least half as fast as a warm local cache.
+cache over a warm Redis reruns at least half as fast as a warm local cache, both reading every
+file (l2 against l1). A fresh cache folder has no manifest, so l2 reads every file; against
+the manifest run the ratio would measure the manifest, not the Redis tier.
 """
 
 from __future__ import annotations
@@ -60,16 +64,21 @@ def measure(chunks: int, repeats: int) -> dict[str, Any]:
         _, cold = _run(server, redis.proc.pid, paths, run, local, *url)
         figures["cold_paid"] = server.stats()["requests_received"]
         figures["redis_keys"] = len(redis.items())
-        rates: dict[str, list[float]] = {"l1": [], "l1+l2": [], "l2": []}
+        rates: dict[str, list[float]] = {"manifest": [], "l1": [], "l1+l2": [], "l2": []}
         walls: dict[str, list[float]] = {name: [] for name in rates}
         server.reset()
         for repeat in range(repeats):
             for name in rates:
                 cache = local if name != "l2" else run / f"cache-fresh-{repeat}"
-                extra = url if name != "l1" else []
+                extra = url if name in ("l1+l2", "l2") else []
+                if name == "l1":
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(f"{local / 'manifest.db'}{suffix}").unlink(missing_ok=True)
                 measured, summary = _run(server, redis.proc.pid, paths, run, cache, *extra)
                 if summary["chunks"]["cached"] != chunks:
                     raise RuntimeError(f"{name}: {summary['chunks']}")
+                if (summary["documents"]["from_manifest"] > 0) != (name in ("manifest", "l1+l2")):
+                    raise RuntimeError(f"{name}: {summary['documents']}")
                 rates[name].append(chunks / summary["wall_time_s"])
                 walls[name].append(measured.wall_s)
                 shutil.rmtree(run / f"cache-fresh-{repeat}", ignore_errors=True)
@@ -90,13 +99,16 @@ def rows(f: dict[str, Any]) -> list[Row]:
     return [
         Row("redis", f"cold run, {n} chunks (pays each)", f"{f['cold_chunks_per_s']:,.0f}/s",
             "", None),
-        Row("redis", f"rerun, local cache only ({n} hits)",
+        Row("redis", f"rerun, local cache + manifest ({n} hits)",
+            f"{f['manifest_chunks_per_s']:,.0f}/s ({f['manifest_process_wall_s']:.2f} s)", "",
+            None),
+        Row("redis", "rerun, local cache, every file read",
             f"{f['l1_chunks_per_s']:,.0f}/s ({f['l1_process_wall_s']:.2f} s)", "", None),
         Row("redis", "rerun, local cache + Redis connected",
             f"{f['l1+l2_chunks_per_s']:,.0f}/s ({f['l1+l2_process_wall_s']:.2f} s)", "", None),
         Row("redis", "rerun, cold local cache, warm Redis",
-            f"{f['l2_chunks_per_s']:,.0f}/s ({f['l2_process_wall_s']:.2f} s)",
-            f">= {TARGET_L2_VS_L1:.1f}x local", f["pass"]),
+            f"{f['l2_chunks_per_s']:,.0f}/s = {f['l2_vs_l1']:.2f}x",
+            f">= {TARGET_L2_VS_L1:.1f}x the line above", f["pass"]),
         Row("redis", "requests sent by the reruns", f"{f['rerun_paid']}", "0",
             f["rerun_paid"] == 0),
     ]  # fmt: skip
