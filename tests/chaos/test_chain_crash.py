@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -221,8 +222,26 @@ def kill_with_nothing_on_the_wire(
         assert proc.poll() is None, "the run ended before the kill"
     finally:
         kill_group(proc)
+        # Requests the run wrote just before it died may still sit in the simulator's sockets:
+        # they must get their 429 too, or the simulator bills answers no one can store.
+        settle(sim)
         sim.config.fail = {}
         sim.config.latency_ms = 0.0
+
+
+def settle(sim: SimulatorThread, quiet_s: float = 0.25, timeout_s: float = 10.0) -> None:
+    """Wait until the simulator has nothing in flight and has read no request for ``quiet_s``."""
+    deadline = time.monotonic() + timeout_s
+    last = int(sim.stats()["requests_received"])
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        stats = sim.stats()
+        seen = int(stats["requests_received"])
+        if seen != last or stats["in_flight"]:
+            last, quiet_since = seen, time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
 
 
 def start_and_kill(
