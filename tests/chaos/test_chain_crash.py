@@ -242,6 +242,7 @@ def settle(sim: SimulatorThread, quiet_s: float = 0.25, timeout_s: float = 10.0)
             last, quiet_since = seen, time.monotonic()
         elif time.monotonic() - quiet_since >= quiet_s:
             return
+    raise AssertionError("the simulator still read requests after the run was killed")
 
 
 def start_and_kill(
